@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Process-wide persistent worker pool. Work is split into tasks whose boundaries do not depend on the
+// thread count, so results are bitwise identical with any number of threads.
+#include <cstddef>
+#include <type_traits>
+
+namespace deltaprop::kernels {
+
+// n >= 1, or 0 for the default: DELTAPROP_NUM_THREADS, else the CPUs this process may run on.
+void set_num_threads(int n);
+int num_threads();
+
+// Calls fn(ctx, i) for every i in [0, n_tasks), spread over the pool; returns when all are done.
+// Runs everything on the calling thread when n_tasks == 1, the pool has one thread, or the pool is busy
+// (called from a worker or from another thread concurrently): it never deadlocks and never allocates.
+using TaskFn = void (*)(void* ctx, std::size_t i);
+void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx);
+
+// Convenience for lambdas: parallel_for(n, [&](std::size_t i) { ... }).
+template <class F>
+void parallel_for(std::size_t n_tasks, F&& f) {
+    parallel_for(
+        n_tasks,
+        [](void* ctx, std::size_t i) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i); },
+        const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+}  // namespace deltaprop::kernels

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// The deltaprop model file: encode/decode of a network's description and buffers (docs/model-format.md),
+// independent of the network class so it can be tested on its own.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace deltaprop::detail {
+
+struct ModelRecord {
+    std::uint32_t dtype = 1;              // 1 float32, 2 float64 (dp_dtype)
+    std::uint32_t loss = 0;               // dp_loss
+    std::uint32_t init = 0;               // dp_init
+    std::vector<std::uint64_t> sizes;     // n_sizes >= 2, each >= 1
+    std::vector<std::uint32_t> activations;  // [n_sizes - 1], dp_activation
+    std::vector<double> slopes;           // [n_sizes - 1]
+    std::vector<std::uint8_t> params;     // raw little-endian bytes, num_params * sizeof(dtype)
+    bool has_optimizer = false;
+    std::vector<std::uint8_t> velocity;   // same size as params when has_optimizer
+    std::array<std::uint64_t, 4> rng{};   // generator state, meaningful when has_optimizer
+};
+
+// Number of parameters of an architecture: sum over layers of n_out * n_in + n_out.
+std::uint64_t count_params(const std::vector<std::uint64_t>& sizes);
+
+// Serialise; the record must be consistent (params.size() == count_params * element size).
+std::vector<std::uint8_t> encode_model(const ModelRecord& rec);
+
+// Parse and check everything (magic, version, byte order, sizes against the length and sane limits
+// before any allocation, enum ranges, finite slopes, checksum). Throws std::invalid_argument with a
+// message saying what is wrong ("model file truncated: ...", "checksum mismatch", ...).
+ModelRecord decode_model(const std::uint8_t* data, std::size_t size);
+
+// Write bytes to path atomically (temp file in the same directory, fsync, rename, fsync dir).
+// Throws std::system_error (or std::runtime_error) with the path in the message on failure.
+void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& bytes);
+// Read a whole file; throws std::system_error on I/O failure, std::invalid_argument if larger than
+// max_bytes.
+std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_bytes);
+
+}  // namespace deltaprop::detail
