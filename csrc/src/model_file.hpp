@@ -23,7 +23,12 @@ struct ModelRecord {
     std::array<std::uint64_t, 4> rng{};   // generator state, meaningful when has_optimizer
 };
 
+// CRC-32 as used by the model file's checksum (ISO-HDLC, as zlib/PNG: reflected polynomial 0xEDB88320,
+// initial value and final xor 0xFFFFFFFF); crc32("123456789") == 0xCBF43926.
+std::uint32_t crc32(const std::uint8_t* data, std::size_t size);
+
 // Number of parameters of an architecture: sum over layers of n_out * n_in + n_out.
+// Throws std::invalid_argument if that overflows 64 bits.
 std::uint64_t count_params(const std::vector<std::uint64_t>& sizes);
 
 // Serialise; the record must be consistent (params.size() == count_params * element size).

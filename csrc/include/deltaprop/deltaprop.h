@@ -12,8 +12,8 @@
  *
  * Ownership and threading
  *   - dp_net_create / dp_net_load / dp_net_clone allocate a net; dp_net_destroy frees it.
- *   - Pointers returned by dp_net_params, dp_net_grads, dp_net_velocity stay valid for the net's life.
- *     Workspace pointers (dp_net_workspace) stay valid until the next dp_net_reserve.
+ *   - Pointers returned by dp_net_params, dp_net_grads, dp_net_velocity and dp_net_workspace stay
+ *     valid for the net's life (a workspace outgrown by a larger batch is kept, stale, until then).
  *   - One net may be used by one thread at a time, except dp_net_predict and dp_net_loss, which only
  *     read the net and may run concurrently with each other on one net.
  *   - The library keeps a process-wide pool of worker threads (dp_set_num_threads). Results are bitwise
@@ -159,6 +159,7 @@ DP_API dp_status dp_net_seed(dp_net* net, uint64_t seed);
 /* ---- architecture (net must be valid) ---- */
 DP_API dp_dtype dp_net_dtype(const dp_net* net);
 DP_API dp_loss dp_net_loss_kind(const dp_net* net);
+DP_API dp_init dp_net_init_kind(const dp_net* net);            /* the initialisation last used */
 DP_API size_t dp_net_num_layers(const dp_net* net);            /* dense layers L = n_sizes - 1 */
 DP_API size_t dp_net_size(const dp_net* net, size_t i);        /* width of layer i, 0 <= i <= L; 0 if out of range */
 DP_API dp_activation dp_net_activation(const dp_net* net, size_t layer); /* 0 <= layer < L */

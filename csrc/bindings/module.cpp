@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+// pybind11 module deltaprop._core: a thin layer over the public C++ API. Arrays arrive validated by
+// python/deltaprop (dtype, C order, shape); this layer re-checks what it relies on, releases the GIL
+// around compute and serialises calls that write a network.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "deltaprop/deltaprop.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+struct PyNet {
+    deltaprop::Network net;
+    std::mutex mu;  // held by every call that writes parameters, gradients or the workspace
+
+    explicit PyNet(deltaprop::Network n) : net(std::move(n)) {}
+    std::size_t elem() const { return net.dtype() == DP_FLOAT64 ? 8 : 4; }
+    py::dtype dtype() const {
+        return net.dtype() == DP_FLOAT64 ? py::dtype::of<double>() : py::dtype::of<float>();
+    }
+};
+
+// The array must be C-contiguous with the given dtype and rows*cols elements (cols 0: any).
+const void* buffer(const py::array& a, const py::dtype& dt, const char* name, std::size_t rows,
+                   std::size_t cols) {
+    if (!a.dtype().is(dt) && !a.dtype().equal(dt))
+        throw py::type_error(std::string(name) + ": expected dtype " + py::str(dt).cast<std::string>() +
+                             ", got " + py::str(a.dtype()).cast<std::string>());
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    if (cols && static_cast<std::size_t>(a.size()) != rows * cols)
+        throw py::value_error(std::string(name) + ": expected " + std::to_string(rows * cols) +
+                              " elements, got " + std::to_string(a.size()));
+    return a.data();
+}
+
+std::size_t rows_of(const py::array& a) { return a.ndim() == 0 ? 1 : static_cast<std::size_t>(a.shape(0)); }
+
+// Targets: class indices (int64, 1-D) or values in the net's dtype.
+dp_target target_kind(const py::array& y) {
+    return y.dtype().equal(py::dtype::of<std::int64_t>()) ? DP_TARGET_CLASSES : DP_TARGET_VALUES;
+}
+const void* targets(PyNet& n, const py::array& y, std::size_t batch) {
+    if (target_kind(y) == DP_TARGET_CLASSES) return buffer(y, py::dtype::of<std::int64_t>(), "Y", batch, 1);
+    return buffer(y, n.dtype(), "Y", batch, n.net.n_out());
+}
+
+py::array view(py::object owner, PyNet& n, void* ptr, std::vector<py::ssize_t> shape, bool writeable) {
+    std::vector<py::ssize_t> strides(shape.size());
+    py::ssize_t s = static_cast<py::ssize_t>(n.elem());
+    for (std::size_t i = shape.size(); i-- > 0;) {
+        strides[i] = s;
+        s *= shape[i];
+    }
+    py::array a(n.dtype(), shape, strides, ptr, owner);
+    if (!writeable) a.attr("flags").attr("writeable") = false;
+    return a;
+}
+
+struct CancelState {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+};
+
+// Between batches: look for Ctrl-C at most every 20 ms (taking the GIL costs more than a tiny batch).
+int check_signals(void* user) {
+    auto* st = static_cast<CancelState*>(user);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - st->last < std::chrono::milliseconds(20)) return 0;
+    st->last = now;
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0 ? 1 : 0;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "deltaprop native core (use the deltaprop package, not this module)";
+
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const deltaprop::io_error& e) {
+            PyErr_SetString(PyExc_OSError, e.what());
+        } catch (const deltaprop::state_error& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+        }
+    });
+
+    m.def("version", [] { return std::string(dp_version()); });
+    m.def("set_num_threads", [](int n) { deltaprop::set_num_threads(n); });
+    m.def("get_num_threads", [] { return deltaprop::num_threads(); });
+    m.def("set_kernel_level", [](int level) { deltaprop::set_kernel_level(static_cast<dp_kernel_level>(level)); });
+    m.def("get_kernel_level", [] { return static_cast<int>(deltaprop::kernel_level()); });
+
+    py::class_<PyNet>(m, "Net")
+        .def(py::init([](const std::vector<std::size_t>& sizes, const std::vector<int>& acts,
+                         const std::vector<double>& slopes, int loss, int dtype, int init,
+                         std::uint64_t seed) {
+                 std::vector<dp_activation> a(acts.size());
+                 for (std::size_t i = 0; i < acts.size(); ++i) a[i] = static_cast<dp_activation>(acts[i]);
+                 return new PyNet(deltaprop::Network(sizes, a, static_cast<dp_loss>(loss),
+                                                     static_cast<dp_dtype>(dtype),
+                                                     static_cast<dp_init>(init), seed, slopes));
+             }),
+             py::arg("sizes"), py::arg("activations"), py::arg("slopes"), py::arg("loss"),
+             py::arg("dtype"), py::arg("init"), py::arg("seed"))
+        .def_static("load", [](const std::string& path) {
+            deltaprop::Network n = [&] {
+                py::gil_scoped_release rel;
+                return deltaprop::Network::load(path);
+            }();
+            return new PyNet(std::move(n));
+        })
+        .def_static("from_bytes", [](const py::bytes& b) {
+            const std::string s = b;
+            return new PyNet(deltaprop::Network::load_buffer(s.data(), s.size()));
+        })
+        .def("to_bytes", [](PyNet& n, bool optimizer) {
+            std::vector<std::uint8_t> bytes;
+            {
+                std::lock_guard<std::mutex> lk(n.mu);
+                bytes = n.net.save_buffer(optimizer);
+            }
+            return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        })
+        .def("save", [](PyNet& n, const std::string& path, bool optimizer) {
+            py::gil_scoped_release rel;
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.save(path, optimizer);
+        })
+        .def("clone", [](PyNet& n) {
+            std::lock_guard<std::mutex> lk(n.mu);
+            return new PyNet(deltaprop::Network(n.net));
+        })
+        .def_property_readonly("sizes", [](PyNet& n) {
+            std::vector<std::size_t> s(n.net.num_layers() + 1);
+            for (std::size_t i = 0; i < s.size(); ++i) s[i] = n.net.size(i);
+            return s;
+        })
+        .def_property_readonly("activations", [](PyNet& n) {
+            std::vector<int> a(n.net.num_layers());
+            for (std::size_t i = 0; i < a.size(); ++i) a[i] = n.net.activation(i);
+            return a;
+        })
+        .def_property_readonly("slopes", [](PyNet& n) {
+            std::vector<double> s(n.net.num_layers());
+            for (std::size_t i = 0; i < s.size(); ++i) s[i] = n.net.slope(i);
+            return s;
+        })
+        .def_property_readonly("loss_kind", [](PyNet& n) { return static_cast<int>(n.net.loss_kind()); })
+        .def_property_readonly("init_kind", [](PyNet& n) { return static_cast<int>(n.net.init_kind()); })
+        .def_property_readonly("dtype", [](PyNet& n) { return n.dtype(); })
+        .def_property_readonly("n_params", [](PyNet& n) { return n.net.num_params(); })
+        .def("layer_offsets", [](PyNet& n, std::size_t l) { return n.net.layer_offsets(l); })
+        .def("params", [](py::object self) {
+            PyNet& n = self.cast<PyNet&>();
+            return view(self, n, n.net.params(), {py::ssize_t(n.net.num_params())}, true);
+        })
+        .def("grads", [](py::object self) {
+            PyNet& n = self.cast<PyNet&>();
+            return view(self, n, n.net.grads(), {py::ssize_t(n.net.num_params())}, true);
+        })
+        .def("velocity", [](py::object self) {
+            PyNet& n = self.cast<PyNet&>();
+            return view(self, n, n.net.velocity(), {py::ssize_t(n.net.num_params())}, true);
+        })
+        .def("workspace", [](py::object self, std::size_t layer) {
+            PyNet& n = self.cast<PyNet&>();
+            const void *z = nullptr, *a = nullptr, *d = nullptr;
+            std::size_t batch = 0;
+            deltaprop::check(dp_net_workspace(n.net.handle(), layer, &z, &a, &d, &batch));
+            const py::ssize_t w = py::ssize_t(n.net.size(layer + 1));
+            auto mk = [&](const void* p) -> py::object {
+                if (!p) return py::none();
+                return view(self, n, const_cast<void*>(p), {py::ssize_t(batch), w}, false);
+            };
+            return py::make_tuple(mk(z), mk(a), mk(d));
+        })
+        .def("reserve", [](PyNet& n, std::size_t max_batch) {
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.reserve(max_batch);
+        })
+        .def("init", [](PyNet& n, int init, std::uint64_t seed) {
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.init(static_cast<dp_init>(init), seed);
+        })
+        .def("seed", [](PyNet& n, std::uint64_t seed) {
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.seed(seed);
+        })
+        .def("forward", [](PyNet& n, const py::array& x) {
+            const std::size_t batch = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
+            py::array out(n.dtype(), std::vector<py::ssize_t>{py::ssize_t(batch), py::ssize_t(n.net.n_out())});
+            void* op = out.mutable_data();
+            {
+                py::gil_scoped_release rel;
+                std::lock_guard<std::mutex> lk(n.mu);
+                n.net.forward(xp, batch, op);
+            }
+            return out;
+        })
+        .def("predict", [](PyNet& n, const py::array& x) {
+            const std::size_t batch = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
+            py::array out(n.dtype(), std::vector<py::ssize_t>{py::ssize_t(batch), py::ssize_t(n.net.n_out())});
+            void* op = out.mutable_data();
+            {
+                py::gil_scoped_release rel;
+                n.net.predict(xp, batch, op);
+            }
+            return out;
+        })
+        .def("loss", [](PyNet& n, const py::array& x, const py::array& y, double l2) {
+            const std::size_t batch = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
+            const void* yp = targets(n, y, batch);
+            const dp_target kind = target_kind(y);
+            py::gil_scoped_release rel;
+            return n.net.loss(xp, batch, kind, yp, l2);
+        })
+        .def("backward", [](PyNet& n, const py::array& x, const py::array& y, double l2, bool accumulate) {
+            const std::size_t batch = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
+            const void* yp = targets(n, y, batch);
+            const dp_target kind = target_kind(y);
+            py::gil_scoped_release rel;
+            std::lock_guard<std::mutex> lk(n.mu);
+            return n.net.backward(xp, batch, kind, yp, l2, accumulate);
+        })
+        .def("backward_output_grad", [](PyNet& n, const py::array& g, bool accumulate) {
+            const std::size_t batch = rows_of(g);
+            const void* gp = buffer(g, n.dtype(), "grad", batch, n.net.n_out());
+            py::gil_scoped_release rel;
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.backward_output_grad(gp, batch, accumulate);
+        })
+        .def("step", [](PyNet& n, double lr, double momentum, bool nesterov, double weight_decay) {
+            dp_sgd s = dp_sgd_default();
+            s.lr = lr;
+            s.momentum = momentum;
+            s.nesterov = nesterov ? 1 : 0;
+            s.weight_decay = weight_decay;
+            py::gil_scoped_release rel;
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.step(s);
+        })
+        .def("train_epoch", [](PyNet& n, const py::array& x, const py::array& y, std::size_t batch_size,
+                               double lr, double momentum, bool nesterov, double weight_decay, double l2,
+                               bool shuffle) {
+            const std::size_t rows = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", rows, n.net.n_in());
+            const void* yp = targets(n, y, rows);
+            const dp_target kind = target_kind(y);
+            dp_sgd s = dp_sgd_default();
+            s.lr = lr;
+            s.momentum = momentum;
+            s.nesterov = nesterov ? 1 : 0;
+            s.weight_decay = weight_decay;
+            s.l2 = l2;
+            double loss = 0;
+            bool interrupted = false;
+            {
+                py::gil_scoped_release rel;
+                std::lock_guard<std::mutex> lk(n.mu);
+                CancelState st;
+                try {
+                    loss = n.net.train_epoch(xp, rows, kind, yp, batch_size, s, shuffle, check_signals, &st);
+                } catch (const deltaprop::interrupted&) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                if (PyErr_Occurred()) throw py::error_already_set();
+                PyErr_SetNone(PyExc_KeyboardInterrupt);
+                throw py::error_already_set();
+            }
+            return loss;
+        });
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Private elementwise kernels of a dense layer: bias + activation, activation derivative, bias
+// gradient, SGD update. Row-major [rows, cols]; inputs are trusted (validated by the caller).
+#include <cstddef>
+
+namespace deltaprop::kernels {
+
+enum class Act { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5 };
+
+// z[r][c] += b[c]; a[r][c] = g(z[r][c]) (softmax: row-wise). a may equal z (then z is not kept).
+template <class T>
+void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols);
+
+// delta[r][c] *= g'(z[r][c]), using a = g(z) where cheaper. Not for softmax.
+template <class T>
+void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
+                         std::size_t cols);
+
+// Softmax Jacobian-vector product per row: delta[c] = a[c] * (g[c] - sum_k g[k] a[k]), g = dC/da in
+// delta on entry.
+template <class T>
+void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols);
+
+// db[c] = alpha * sum_r delta[r][c] + (accumulate ? db[c] : 0)
+template <class T>
+void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bool accumulate, T* db);
+
+// dW[i] += coef * W[i]
+template <class T>
+void axpy(std::size_t n, T coef, const T* x, T* y);
+
+// SGD over the whole parameter buffer (see dp_sgd in deltaprop.h):
+// g = grad + weight_decay * w; v = momentum * v + g; u = g | v | g + momentum * v; w -= lr * u.
+template <class T>
+void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, const T* grad, T* w,
+              T* v);
+
+}  // namespace deltaprop::kernels

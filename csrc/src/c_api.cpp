@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+// The C ABI: validate at the boundary, catch everything, return a status, keep the message per thread.
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
+#include <system_error>
+
+#include "deltaprop/deltaprop.h"
+#include "kernels/gemm.h"
+#include "kernels/threadpool.h"
+#include "src/model_file.hpp"
+#include "src/network.hpp"
+
+struct dp_net {
+    std::unique_ptr<deltaprop::detail::NetBase> impl;
+};
+
+namespace {
+
+using deltaprop::detail::Arch;
+using deltaprop::detail::Error;
+using deltaprop::detail::fail;
+
+thread_local std::string g_last_error;
+
+dp_status set_error(dp_status status, const char* message) {
+    try {
+        g_last_error = message;
+    } catch (...) {
+        // Out of memory while keeping the message: the status still tells.
+    }
+    return status;
+}
+
+template <class F>
+dp_status guard(F&& f) noexcept {
+    try {
+        f();
+        return DP_OK;
+    } catch (const Error& e) {
+        return set_error(e.status, e.what());
+    } catch (const std::bad_alloc&) {
+        return set_error(DP_ERR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::system_error& e) {
+        return set_error(DP_ERR_IO, e.what());
+    } catch (const std::invalid_argument& e) {
+        return set_error(DP_ERR_FORMAT, e.what());
+    } catch (const std::exception& e) {
+        return set_error(DP_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return set_error(DP_ERR_INTERNAL, "unknown internal error");
+    }
+}
+
+deltaprop::detail::NetBase& get(dp_net* net) {
+    if (!net || !net->impl) fail(DP_ERR_INVALID_ARGUMENT, "net is NULL");
+    return *net->impl;
+}
+const deltaprop::detail::NetBase& get(const dp_net* net) {
+    if (!net || !net->impl) fail(DP_ERR_INVALID_ARGUMENT, "net is NULL");
+    return *net->impl;
+}
+void need(const void* p, const char* name) {
+    if (!p) fail(DP_ERR_INVALID_ARGUMENT, std::string(name) + " is NULL");
+}
+
+std::size_t elem_size(dp_dtype d) { return d == DP_FLOAT64 ? 8 : 4; }
+
+deltaprop::detail::ModelRecord to_record(const deltaprop::detail::NetBase& impl, unsigned flags) {
+    deltaprop::detail::ModelRecord rec;
+    const Arch& arch = impl.arch();
+    rec.dtype = arch.dtype;
+    rec.loss = arch.loss;
+    rec.init = arch.init;
+    rec.sizes.assign(arch.sizes.begin(), arch.sizes.end());
+    rec.activations.assign(arch.activations.begin(), arch.activations.end());
+    rec.slopes = arch.slopes;
+    auto& net = const_cast<deltaprop::detail::NetBase&>(impl);
+    const std::size_t bytes = impl.num_params() * elem_size(arch.dtype);
+    const auto* p = static_cast<const std::uint8_t*>(net.params());
+    rec.params.assign(p, p + bytes);
+    rec.has_optimizer = (flags & DP_SAVE_OPTIMIZER) != 0;
+    if (rec.has_optimizer) {
+        const auto* v = static_cast<const std::uint8_t*>(net.velocity());
+        rec.velocity.assign(v, v + bytes);
+        rec.rng = impl.rng().state();
+    }
+    return rec;
+}
+
+std::unique_ptr<deltaprop::detail::NetBase> from_record(const deltaprop::detail::ModelRecord& rec) {
+    Arch arch;
+    arch.dtype = static_cast<dp_dtype>(rec.dtype);
+    arch.loss = static_cast<dp_loss>(rec.loss);
+    arch.init = static_cast<dp_init>(rec.init);
+    for (auto s : rec.sizes) arch.sizes.push_back(static_cast<std::size_t>(s));
+    for (auto a : rec.activations) arch.activations.push_back(static_cast<dp_activation>(a));
+    arch.slopes = rec.slopes;
+    try {
+        arch.validate();
+    } catch (const Error& e) {
+        fail(DP_ERR_FORMAT, std::string("model file describes an invalid network: ") + e.what());
+    }
+    auto impl = deltaprop::detail::make_empty_net(arch);
+    const std::size_t bytes = impl->num_params() * elem_size(arch.dtype);
+    if (rec.params.size() != bytes) fail(DP_ERR_FORMAT, "model file: parameter block has the wrong size");
+    std::memcpy(impl->params(), rec.params.data(), bytes);
+    if (rec.has_optimizer) {
+        if (rec.velocity.size() != bytes) fail(DP_ERR_FORMAT, "model file: velocity block has the wrong size");
+        std::memcpy(impl->velocity(), rec.velocity.data(), bytes);
+        impl->rng().set_state(rec.rng);
+    } else {
+        impl->rng().reseed(0);
+    }
+    return impl;
+}
+
+constexpr std::size_t kMaxModelFile = std::size_t(1) << 36;  // 64 GiB
+
+}  // namespace
+
+extern "C" {
+
+const char* dp_version(void) { return "0.1.0"; }
+
+const char* dp_status_string(dp_status status) {
+    switch (status) {
+        case DP_OK: return "ok";
+        case DP_ERR_INVALID_ARGUMENT: return "invalid argument";
+        case DP_ERR_OUT_OF_MEMORY: return "out of memory";
+        case DP_ERR_IO: return "input/output error";
+        case DP_ERR_FORMAT: return "bad model file format";
+        case DP_ERR_STATE: return "call out of order";
+        case DP_ERR_INTERRUPTED: return "interrupted";
+        case DP_ERR_UNSUPPORTED: return "unsupported";
+        case DP_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char* dp_last_error(void) { return g_last_error.c_str(); }
+
+dp_sgd dp_sgd_default(void) {
+    dp_sgd s;
+    s.lr = 0.01;
+    s.momentum = 0.0;
+    s.nesterov = 0;
+    s.weight_decay = 0.0;
+    s.l2 = 0.0;
+    return s;
+}
+
+dp_status dp_set_num_threads(int n) {
+    return guard([&] {
+        if (n < 0) fail(DP_ERR_INVALID_ARGUMENT, "n: expected a thread count >= 0, got " + std::to_string(n));
+        deltaprop::kernels::set_num_threads(n);
+    });
+}
+
+int dp_get_num_threads(void) { return deltaprop::kernels::num_threads(); }
+
+dp_status dp_set_kernel_level(dp_kernel_level level) {
+    return guard([&] {
+        using deltaprop::kernels::Level;
+        if (level == DP_KERNEL_AUTO) {
+            deltaprop::kernels::set_level(deltaprop::kernels::best_level());
+            return;
+        }
+        if (level < DP_KERNEL_PORTABLE || level > DP_KERNEL_AVX512)
+            fail(DP_ERR_INVALID_ARGUMENT, "level: unknown kernel level " + std::to_string(int(level)));
+        if (!deltaprop::kernels::set_level(static_cast<Level>(level)))
+            fail(DP_ERR_UNSUPPORTED, std::string("level: this CPU does not support the ") +
+                                         (level == DP_KERNEL_AVX512 ? "avx512" : "avx2") + " kernels");
+    });
+}
+
+dp_kernel_level dp_get_kernel_level(void) {
+    return static_cast<dp_kernel_level>(deltaprop::kernels::level());
+}
+
+dp_status dp_net_create(dp_net** out, size_t n_sizes, const size_t* sizes,
+                        const dp_activation* activations, const double* slopes, dp_loss loss,
+                        dp_dtype dtype, dp_init init, uint64_t seed) {
+    return guard([&] {
+        need(out, "out");
+        if (n_sizes < 2)
+            fail(DP_ERR_INVALID_ARGUMENT,
+                 "n_sizes: expected at least 2 layer sizes (input and output), got " + std::to_string(n_sizes));
+        need(sizes, "sizes");
+        need(activations, "activations");
+        if (n_sizes > 1025) fail(DP_ERR_INVALID_ARGUMENT, "n_sizes: at most 1025 layer sizes");
+        Arch arch;
+        arch.dtype = dtype;
+        arch.sizes.assign(sizes, sizes + n_sizes);
+        arch.activations.assign(activations, activations + n_sizes - 1);
+        arch.slopes.assign(n_sizes - 1, 0.01);
+        if (slopes) arch.slopes.assign(slopes, slopes + n_sizes - 1);
+        arch.loss = loss;
+        arch.init = init;
+        auto net = std::make_unique<dp_net>();
+        net->impl = deltaprop::detail::make_net(arch, seed);
+        *out = net.release();
+    });
+}
+
+void dp_net_destroy(dp_net* net) { delete net; }
+
+dp_status dp_net_clone(const dp_net* net, dp_net** out) {
+    return guard([&] {
+        need(out, "out");
+        auto copy = std::make_unique<dp_net>();
+        copy->impl = get(net).clone();
+        *out = copy.release();
+    });
+}
+
+dp_status dp_net_reserve(dp_net* net, size_t max_batch) {
+    return guard([&] { get(net).reserve(max_batch); });
+}
+
+dp_status dp_net_init(dp_net* net, dp_init init, uint64_t seed) {
+    return guard([&] { get(net).initialize(init, seed); });
+}
+
+dp_status dp_net_seed(dp_net* net, uint64_t seed) {
+    return guard([&] { get(net).rng().reseed(seed); });
+}
+
+dp_dtype dp_net_dtype(const dp_net* net) { return net->impl->arch().dtype; }
+dp_loss dp_net_loss_kind(const dp_net* net) { return net->impl->arch().loss; }
+dp_init dp_net_init_kind(const dp_net* net) { return net->impl->arch().init; }
+size_t dp_net_num_layers(const dp_net* net) { return net->impl->arch().layers(); }
+size_t dp_net_size(const dp_net* net, size_t i) {
+    const auto& s = net->impl->arch().sizes;
+    return i < s.size() ? s[i] : 0;
+}
+dp_activation dp_net_activation(const dp_net* net, size_t layer) {
+    const auto& a = net->impl->arch().activations;
+    return layer < a.size() ? a[layer] : DP_IDENTITY;
+}
+double dp_net_slope(const dp_net* net, size_t layer) {
+    const auto& s = net->impl->arch().slopes;
+    return layer < s.size() ? s[layer] : 0.0;
+}
+size_t dp_net_num_params(const dp_net* net) { return net->impl->num_params(); }
+
+dp_status dp_net_layer_offsets(const dp_net* net, size_t layer, size_t* w_offset, size_t* b_offset) {
+    return guard([&] {
+        const auto& impl = get(net);
+        if (layer >= impl.arch().layers())
+            fail(DP_ERR_INVALID_ARGUMENT, "layer: index " + std::to_string(layer) + " is out of range [0, " +
+                                              std::to_string(impl.arch().layers()) + ")");
+        if (w_offset) *w_offset = impl.w_offset(layer);
+        if (b_offset) *b_offset = impl.b_offset(layer);
+    });
+}
+
+void* dp_net_params(dp_net* net) { return net->impl->params(); }
+void* dp_net_grads(dp_net* net) { return net->impl->grads(); }
+void* dp_net_velocity(dp_net* net) { return net->impl->velocity(); }
+
+dp_status dp_net_forward(dp_net* net, const void* x, size_t batch, void* out) {
+    return guard([&] { get(net).forward(x, batch, out); });
+}
+
+dp_status dp_net_predict(const dp_net* net, const void* x, size_t batch, void* out) {
+    return guard([&] { get(net).predict(x, batch, out); });
+}
+
+dp_status dp_net_loss(const dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
+                      double l2, double* loss) {
+    return guard([&] {
+        need(loss, "loss");
+        *loss = get(net).loss(x, batch, kind, y, l2);
+    });
+}
+
+dp_status dp_net_backward(dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
+                          double l2, int accumulate, double* loss) {
+    return guard([&] {
+        const double c = get(net).backward(x, batch, kind, y, l2, accumulate != 0);
+        if (loss) *loss = c;
+    });
+}
+
+dp_status dp_net_backward_output_grad(dp_net* net, const void* dc_da, size_t batch, int accumulate) {
+    return guard([&] { get(net).backward_output_grad(dc_da, batch, accumulate != 0); });
+}
+
+dp_status dp_net_step(dp_net* net, const dp_sgd* sgd) {
+    return guard([&] {
+        auto& impl = get(net);
+        need(sgd, "sgd");
+        impl.step(*sgd);
+    });
+}
+
+dp_status dp_net_train_epoch(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
+                             size_t batch_size, const dp_sgd* sgd, int shuffle, dp_cancel_fn cancel,
+                             void* user, double* mean_loss) {
+    dp_status result = DP_OK;
+    const dp_status s = guard([&] {
+        auto& impl = get(net);
+        need(sgd, "sgd");
+        result = impl.train_epoch(x, n, kind, y, batch_size, *sgd, shuffle != 0, cancel, user, mean_loss);
+        if (result == DP_ERR_INTERRUPTED) set_error(result, "training interrupted by the cancel callback");
+    });
+    return s != DP_OK ? s : result;
+}
+
+dp_status dp_net_workspace(const dp_net* net, size_t layer, const void** z, const void** a,
+                           const void** delta, size_t* batch) {
+    return guard([&] { get(net).workspace(layer, z, a, delta, batch); });
+}
+
+dp_status dp_net_save(const dp_net* net, const char* path, unsigned flags) {
+    return guard([&] {
+        const auto& impl = get(net);
+        need(path, "path");
+        if (flags & ~DP_SAVE_OPTIMIZER) fail(DP_ERR_INVALID_ARGUMENT, "flags: unknown flag bits");
+        deltaprop::detail::write_file_atomic(path, deltaprop::detail::encode_model(to_record(impl, flags)));
+    });
+}
+
+dp_status dp_net_load(dp_net** out, const char* path) {
+    return guard([&] {
+        need(out, "out");
+        need(path, "path");
+        const auto bytes = deltaprop::detail::read_file(path, kMaxModelFile);
+        std::unique_ptr<deltaprop::detail::NetBase> impl;
+        try {
+            impl = from_record(deltaprop::detail::decode_model(bytes.data(), bytes.size()));
+        } catch (const std::invalid_argument& e) {
+            fail(DP_ERR_FORMAT, std::string(path) + ": " + e.what());
+        }
+        auto net = std::make_unique<dp_net>();
+        net->impl = std::move(impl);
+        *out = net.release();
+    });
+}
+
+dp_status dp_net_save_buffer(const dp_net* net, unsigned flags, void* buf, size_t capacity,
+                             size_t* size) {
+    return guard([&] {
+        const auto& impl = get(net);
+        need(size, "size");
+        if (flags & ~DP_SAVE_OPTIMIZER) fail(DP_ERR_INVALID_ARGUMENT, "flags: unknown flag bits");
+        const auto bytes = deltaprop::detail::encode_model(to_record(impl, flags));
+        *size = bytes.size();
+        if (!buf) return;
+        if (capacity < bytes.size())
+            fail(DP_ERR_INVALID_ARGUMENT, "capacity: the model needs " + std::to_string(bytes.size()) +
+                                              " bytes, the buffer has " + std::to_string(capacity));
+        std::memcpy(buf, bytes.data(), bytes.size());
+    });
+}
+
+dp_status dp_net_load_buffer(dp_net** out, const void* buf, size_t size) {
+    return guard([&] {
+        need(out, "out");
+        need(buf, "buf");
+        auto net = std::make_unique<dp_net>();
+        net->impl = from_record(deltaprop::detail::decode_model(static_cast<const std::uint8_t*>(buf), size));
+        *out = net.release();
+    });
+}
+
+}  // extern "C"

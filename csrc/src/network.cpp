@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+#include "src/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <sstream>
+
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+
+namespace deltaprop::detail {
+
+void fail(dp_status status, const std::string& message) { throw Error(status, message); }
+
+namespace {
+
+constexpr std::size_t kMaxWidth = std::size_t(1) << 24;
+constexpr std::size_t kMaxLayers = 1024;
+
+template <class... Args>
+std::string cat(const Args&... args) {
+    std::ostringstream s;
+    (s << ... << args);
+    return s.str();
+}
+
+// ---- aligned storage: one allocation, 64-byte aligned, zero-filled ----
+template <class T>
+class Buffer {
+public:
+    Buffer() = default;
+    explicit Buffer(std::size_t n) : n_(n) {
+        if (n == 0) return;
+        if (n > std::numeric_limits<std::size_t>::max() / sizeof(T) - 64) throw std::bad_alloc();
+        const std::size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+        p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+        if (!p_) throw std::bad_alloc();
+        std::memset(p_, 0, bytes);
+    }
+    Buffer(const Buffer& o) : Buffer(o.n_) {
+        if (n_) std::memcpy(p_, o.p_, n_ * sizeof(T));
+    }
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() { std::free(p_); }
+    T* data() { return p_; }
+    const T* data() const { return p_; }
+    std::size_t size() const { return n_; }
+
+private:
+    T* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
+kernels::Act kact(dp_activation a) { return static_cast<kernels::Act>(a); }
+
+template <class T>
+void check_finite(const char* name, const T* p, std::size_t rows, std::size_t cols) {
+    const std::size_t n = rows * cols;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(p[i]))
+            fail(DP_ERR_INVALID_ARGUMENT, cat(name, " contains NaN or infinity (at row ", i / cols,
+                                              ", column ", i % cols, ")"));
+    }
+}
+
+void check_batch(const char* what, std::size_t batch) {
+    if (batch == 0) fail(DP_ERR_INVALID_ARGUMENT, cat(what, ": the batch is empty (0 samples)"));
+    if (batch > (std::size_t(1) << 40))
+        fail(DP_ERR_INVALID_ARGUMENT, cat(what, ": batch of ", batch, " samples is too large"));
+}
+
+template <class T>
+void check_targets(dp_target kind, const void* y, std::size_t batch, std::size_t n_out) {
+    if (!y) fail(DP_ERR_INVALID_ARGUMENT, "Y is NULL");
+    if (kind == DP_TARGET_VALUES) {
+        check_finite("Y", static_cast<const T*>(y), batch, n_out);
+    } else if (kind == DP_TARGET_CLASSES) {
+        const auto* c = static_cast<const std::int64_t*>(y);
+        for (std::size_t i = 0; i < batch; ++i) {
+            if (c[i] < 0 || static_cast<std::uint64_t>(c[i]) >= n_out)
+                fail(DP_ERR_INVALID_ARGUMENT, cat("Y: class index ", c[i], " at row ", i,
+                                                  " is out of range [0, ", n_out, ")"));
+        }
+    } else {
+        fail(DP_ERR_INVALID_ARGUMENT, cat("kind: unknown target kind ", int(kind)));
+    }
+}
+
+double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
+
+// Loss of one batch from the output pre-activations z and activations a, summed over samples (the
+// caller divides by the batch). If delta is not null it receives dC0/dz(L) per sample.
+template <class T>
+double output_loss(const Arch& arch, const T* z, const T* a, std::size_t batch, dp_target kind,
+                   const void* y, T* delta) {
+    const std::size_t n = arch.n_out();
+    const dp_activation act = arch.activations.back();
+    const T* yv = kind == DP_TARGET_VALUES ? static_cast<const T*>(y) : nullptr;
+    const auto* yc = kind == DP_TARGET_CLASSES ? static_cast<const std::int64_t*>(y) : nullptr;
+    auto target = [&](std::size_t r, std::size_t c) -> T {
+        return yv ? yv[r * n + c] : T(yc[r] == std::int64_t(c) ? 1 : 0);
+    };
+    double total = 0.0;
+    for (std::size_t r = 0; r < batch; ++r) {
+        const T* zr = z + r * n;
+        const T* ar = a + r * n;
+        T* dr = delta ? delta + r * n : nullptr;
+        switch (arch.loss) {
+            case DP_LOSS_MSE:  // C0 = sum_j (a_j - y_j)^2, dC0/da_j = 2 (a_j - y_j)
+                for (std::size_t c = 0; c < n; ++c) {
+                    const T d = ar[c] - target(r, c);
+                    total += double(d) * double(d);
+                    if (dr) dr[c] = T(2) * d;
+                }
+                break;
+            case DP_LOSS_BINARY_CROSS_ENTROPY:  // C0 = sum_j softplus(z_j) - y_j z_j, delta = a - y
+                for (std::size_t c = 0; c < n; ++c) {
+                    const T t = target(r, c);
+                    total += softplus(double(zr[c])) - double(t) * double(zr[c]);
+                    if (dr) dr[c] = ar[c] - t;
+                }
+                break;
+            case DP_LOSS_CROSS_ENTROPY: {  // C0 = -sum_j y_j (z_j - logsumexp z), delta = a - y
+                double m = zr[0];
+                for (std::size_t c = 1; c < n; ++c) m = std::max(m, double(zr[c]));
+                double s = 0.0;
+                for (std::size_t c = 0; c < n; ++c) s += std::exp(double(zr[c]) - m);
+                const double lse = m + std::log(s);
+                for (std::size_t c = 0; c < n; ++c) {
+                    const T t = target(r, c);
+                    if (t != T(0)) total -= double(t) * (double(zr[c]) - lse);
+                    if (dr) dr[c] = ar[c] - t;
+                }
+                break;
+            }
+        }
+    }
+    if (delta && arch.loss == DP_LOSS_MSE) {
+        // delta = dC0/da (.) g'(z); softmax needs its Jacobian.
+        if (act == DP_SOFTMAX)
+            kernels::softmax_backward(a, delta, batch, n);
+        else
+            kernels::mul_activation_grad(kact(act), T(arch.slopes.back()), z, a, delta, batch, n);
+    }
+    return total;
+}
+
+template <class T>
+class Net final : public NetBase {
+public:
+    explicit Net(const Arch& arch)
+        : NetBase(arch), params_(n_params_), grads_(n_params_), velocity_(n_params_) {}
+    Net(const Net& o)
+        : NetBase(o), params_(o.params_), grads_(o.grads_), velocity_(o.velocity_) {
+        has_forward_ = false;
+        has_delta_ = false;
+    }
+
+    void* params() override { return params_.data(); }
+    void* grads() override { return grads_.data(); }
+    void* velocity() override { return velocity_.data(); }
+    std::unique_ptr<NetBase> clone() const override { return std::make_unique<Net>(*this); }
+
+    void initialize(dp_init init, std::uint64_t seed) override {
+        if (init < DP_INIT_GLOROT_UNIFORM || init > DP_INIT_HE_NORMAL)
+            fail(DP_ERR_INVALID_ARGUMENT, cat("init: unknown initialisation ", int(init)));
+        rng_.reseed(seed);
+        T* p = params_.data();
+        std::fill(p, p + n_params_, T(0));
+        for (std::size_t l = 0; l < arch_.layers(); ++l) {
+            const double n_in = double(arch_.sizes[l]), n_out = double(arch_.sizes[l + 1]);
+            T* W = p + w_off_[l];
+            const std::size_t count = arch_.sizes[l] * arch_.sizes[l + 1];
+            if (init == DP_INIT_HE_NORMAL) {
+                const double sd = std::sqrt(2.0 / n_in);
+                for (std::size_t i = 0; i < count; ++i) W[i] = T(sd * rng_.normal());
+            } else {
+                const double e = init == DP_INIT_GLOROT_UNIFORM ? std::sqrt(6.0 / (n_in + n_out))
+                                                                : std::sqrt(6.0 / n_in);
+                for (std::size_t i = 0; i < count; ++i) W[i] = T((2.0 * rng_.uniform() - 1.0) * e);
+            }
+        }
+        std::fill(grads_.data(), grads_.data() + n_params_, T(0));
+        std::fill(velocity_.data(), velocity_.data() + n_params_, T(0));
+        arch_.init = init;
+        has_forward_ = has_delta_ = false;
+    }
+
+    void reserve(std::size_t max_batch) override {
+        if (ws_ && max_batch <= ws_->cap) return;
+        check_batch("max_batch", max_batch);
+        const std::size_t cap = ws_ ? std::max(max_batch, 2 * ws_->cap) : max_batch;
+        auto ws = std::make_unique<Workspace>(arch_, cap);  // may throw bad_alloc: nothing changed
+        if (ws_) {
+            // Keep the old workspace alive: pointers handed out earlier stay valid (and stale).
+            retired_.push_back(std::move(ws_));
+        }
+        ws_ = std::move(ws);
+        has_forward_ = has_delta_ = false;
+    }
+
+    void forward(const void* x, std::size_t batch, void* out) override {
+        check_batch("X", batch);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        check_finite("X", static_cast<const T*>(x), batch, arch_.n_in());
+        reserve(batch);
+        std::memcpy(ws_->x.data(), x, batch * arch_.n_in() * sizeof(T));
+        forward_impl(ws_->x.data(), batch);
+        if (out) std::memcpy(out, a(arch_.layers() - 1), batch * arch_.n_out() * sizeof(T));
+    }
+
+    void predict(const void* x, std::size_t batch, void* out) const override {
+        check_batch("X", batch);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        if (!out) fail(DP_ERR_INVALID_ARGUMENT, "out is NULL");
+        check_finite("X", static_cast<const T*>(x), batch, arch_.n_in());
+        predict_impl(static_cast<const T*>(x), batch, static_cast<T*>(out), nullptr);
+    }
+
+    double loss(const void* x, std::size_t batch, dp_target kind, const void* y,
+                double l2) const override {
+        check_batch("X", batch);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        check_finite("X", static_cast<const T*>(x), batch, arch_.n_in());
+        check_targets<T>(kind, y, batch, arch_.n_out());
+        check_l2(l2);
+        const std::size_t n = batch * arch_.n_out();
+        T* out_a = scratch(1, 2 * n);
+        T* out_z = out_a + n;
+        predict_impl(static_cast<const T*>(x), batch, out_a, out_z);
+        const double c = output_loss(arch_, out_z, out_a, batch, kind, y, static_cast<T*>(nullptr));
+        return c / double(batch) + l2_penalty(l2, batch);
+    }
+
+    double backward(const void* x, std::size_t batch, dp_target kind, const void* y, double l2,
+                    bool accumulate) override {
+        check_batch("X", batch);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        check_finite("X", static_cast<const T*>(x), batch, arch_.n_in());
+        check_targets<T>(kind, y, batch, arch_.n_out());
+        check_l2(l2);
+        reserve(batch);
+        std::memcpy(ws_->x.data(), x, batch * arch_.n_in() * sizeof(T));
+        return backward_batch(ws_->x.data(), batch, kind, y, l2, accumulate);
+    }
+
+    void backward_output_grad(const void* dc_da, std::size_t batch, bool accumulate) override {
+        if (!has_forward_)
+            fail(DP_ERR_STATE, "backward from an output gradient needs a forward pass first");
+        if (batch != batch_)
+            fail(DP_ERR_INVALID_ARGUMENT, cat("grad: batch of ", batch,
+                                              " rows does not match the last forward's ", batch_));
+        if (!dc_da) fail(DP_ERR_INVALID_ARGUMENT, "grad is NULL");
+        const std::size_t L = arch_.layers();
+        check_finite("grad", static_cast<const T*>(dc_da), batch, arch_.n_out());
+        T* d = delta(L - 1);
+        std::memcpy(d, dc_da, batch * arch_.n_out() * sizeof(T));
+        if (arch_.activations.back() == DP_SOFTMAX)
+            kernels::softmax_backward(a(L - 1), d, batch, arch_.n_out());
+        else
+            kernels::mul_activation_grad(kact(arch_.activations.back()), T(arch_.slopes.back()),
+                                         z(L - 1), a(L - 1), d, batch, arch_.n_out());
+        backpropagate(batch, 0.0, accumulate);
+    }
+
+    void step(const dp_sgd& sgd) override {
+        check_sgd(sgd, true);
+        kernels::sgd_step(n_params_, T(sgd.lr), T(sgd.momentum), sgd.nesterov != 0,
+                          T(sgd.weight_decay), grads_.data(), params_.data(), velocity_.data());
+    }
+
+    dp_status train_epoch(const void* x, std::size_t n, dp_target kind, const void* y,
+                          std::size_t batch_size, const dp_sgd& sgd, bool shuffle,
+                          dp_cancel_fn cancel, void* user, double* mean_loss) override {
+        check_batch("X", n);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        if (batch_size == 0) fail(DP_ERR_INVALID_ARGUMENT, "batch_size must be at least 1, got 0");
+        check_sgd(sgd, false);
+        check_finite("X", static_cast<const T*>(x), n, arch_.n_in());
+        check_targets<T>(kind, y, n, arch_.n_out());
+        const std::size_t bs = std::min(batch_size, n);
+        reserve(bs);
+        if (shuffle && perm_.size() < n) perm_.resize(n);  // may throw: nothing changed yet
+        const std::size_t n_in = arch_.n_in(), n_out = arch_.n_out();
+        const T* X = static_cast<const T*>(x);
+        if (shuffle) {
+            for (std::size_t i = 0; i < n; ++i) perm_[i] = i;
+            for (std::size_t i = n - 1; i > 0; --i) std::swap(perm_[i], perm_[rng_.below(i + 1)]);
+        }
+        double total = 0.0;
+        std::size_t done = 0;
+        for (std::size_t start = 0; start < n; start += bs) {
+            const std::size_t b = std::min(bs, n - start);
+            const T* xb;
+            const void* yb;
+            if (shuffle) {
+                T* xw = ws_->x.data();
+                for (std::size_t i = 0; i < b; ++i)
+                    std::memcpy(xw + i * n_in, X + perm_[start + i] * n_in, n_in * sizeof(T));
+                xb = xw;
+                if (kind == DP_TARGET_VALUES) {
+                    const T* Y = static_cast<const T*>(y);
+                    T* yw = ws_->y.data();
+                    for (std::size_t i = 0; i < b; ++i)
+                        std::memcpy(yw + i * n_out, Y + perm_[start + i] * n_out, n_out * sizeof(T));
+                    yb = yw;
+                } else {
+                    const auto* Y = static_cast<const std::int64_t*>(y);
+                    std::int64_t* yw = ws_->classes.data();
+                    for (std::size_t i = 0; i < b; ++i) yw[i] = Y[perm_[start + i]];
+                    yb = yw;
+                }
+            } else {
+                xb = X + start * n_in;
+                yb = kind == DP_TARGET_VALUES
+                         ? static_cast<const void*>(static_cast<const T*>(y) + start * n_out)
+                         : static_cast<const void*>(static_cast<const std::int64_t*>(y) + start);
+            }
+            total += backward_batch(xb, b, kind, yb, sgd.l2, false) * double(b);
+            kernels::sgd_step(n_params_, T(sgd.lr), T(sgd.momentum), sgd.nesterov != 0,
+                              T(sgd.weight_decay), grads_.data(), params_.data(), velocity_.data());
+            done += b;
+            if (cancel && done < n && cancel(user)) {
+                if (mean_loss) *mean_loss = total / double(done);
+                return DP_ERR_INTERRUPTED;
+            }
+        }
+        if (mean_loss) *mean_loss = total / double(n);
+        return DP_OK;
+    }
+
+    void workspace(std::size_t layer, const void** zp, const void** ap, const void** dp,
+                   std::size_t* batch) const override {
+        if (layer >= arch_.layers())
+            fail(DP_ERR_INVALID_ARGUMENT,
+                 cat("layer: index ", layer, " is out of range [0, ", arch_.layers(), ")"));
+        if (!has_forward_) fail(DP_ERR_STATE, "no forward pass has been run yet");
+        if (zp) *zp = z(layer);
+        if (ap) *ap = a(layer);
+        if (dp) *dp = has_delta_ ? delta(layer) : nullptr;
+        if (batch) *batch = batch_;
+    }
+
+private:
+    struct Workspace {
+        std::size_t cap;
+        std::vector<std::size_t> off;  // [L]: offset of layer l in z, a, delta
+        Buffer<T> z, a, delta, x, y;
+        Buffer<std::int64_t> classes;
+        static std::size_t total(const Arch& arch, std::size_t cap) {
+            std::size_t s = 0;
+            for (std::size_t l = 1; l < arch.sizes.size(); ++l) s += arch.sizes[l];
+            if (s > std::numeric_limits<std::size_t>::max() / 4 / sizeof(T) / cap) throw std::bad_alloc();
+            return s * cap;
+        }
+        Workspace(const Arch& arch, std::size_t c)
+            : cap(c),
+              off(layer_offsets(arch, c)),
+              z(total(arch, c)),
+              a(total(arch, c)),
+              delta(total(arch, c)),
+              x(c * arch.n_in()),
+              y(c * arch.n_out()),
+              classes(c) {}
+        static std::vector<std::size_t> layer_offsets(const Arch& arch, std::size_t cap) {
+            std::vector<std::size_t> off(arch.layers());
+            std::size_t s = 0;
+            for (std::size_t l = 0; l < arch.layers(); ++l) {
+                off[l] = s;
+                s += arch.sizes[l + 1] * cap;
+            }
+            return off;
+        }
+    };
+
+    T* z(std::size_t l) const { return const_cast<T*>(ws_->z.data()) + ws_->off[l]; }
+    T* a(std::size_t l) const { return const_cast<T*>(ws_->a.data()) + ws_->off[l]; }
+    T* delta(std::size_t l) const { return const_cast<T*>(ws_->delta.data()) + ws_->off[l]; }
+    const T* W(std::size_t l) const { return params_.data() + w_off_[l]; }
+    const T* b(std::size_t l) const { return params_.data() + b_off_[l]; }
+
+    std::size_t max_width() const {
+        return *std::max_element(arch_.sizes.begin() + 1, arch_.sizes.end());
+    }
+
+    double l2_penalty(double l2, std::size_t batch) const {
+        if (l2 == 0.0) return 0.0;
+        double s = 0.0;
+        for (std::size_t l = 0; l < arch_.layers(); ++l) {
+            const T* w = W(l);
+            const std::size_t count = arch_.sizes[l] * arch_.sizes[l + 1];
+            for (std::size_t i = 0; i < count; ++i) s += double(w[i]) * double(w[i]);
+        }
+        return l2 / (2.0 * double(batch)) * s;
+    }
+
+    // Per-thread scratch for the const paths (predict, loss): 0 for layer ping-pong, 1 for outputs.
+    static T* scratch(int which, std::size_t n) {
+        thread_local std::vector<T> bufs[2];
+        if (bufs[which].size() < n) bufs[which].resize(n);
+        return bufs[which].data();
+    }
+
+    // z(l) = in W(l)^T + b(l), a(l) = g(z(l)), for every layer, into the workspace.
+    void forward_impl(const T* x, std::size_t batch) {
+        const T* in = x;
+        for (std::size_t l = 0; l < arch_.layers(); ++l) {
+            const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+            kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W(l), n_in, T(0), z(l),
+                             n_out);
+            kernels::bias_activation(kact(arch_.activations[l]), T(arch_.slopes[l]), b(l), z(l), a(l),
+                                     batch, n_out);
+            in = a(l);
+        }
+        x_ = x;
+        batch_ = batch;
+        has_forward_ = true;
+        has_delta_ = false;
+    }
+
+    // The same forward pass through thread-local ping-pong buffers; z_out (may be null) receives
+    // the output layer's pre-activations.
+    void predict_impl(const T* x, std::size_t batch, T* out, T* z_out) const {
+        const std::size_t L = arch_.layers(), w = batch * max_width();
+        T* ping = scratch(0, 2 * w);
+        T* pong = ping + w;
+        const T* in = x;
+        for (std::size_t l = 0; l < L; ++l) {
+            const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+            const bool last = l + 1 == L;
+            T* zl = last && z_out ? z_out : (last ? out : ping);
+            T* al = last ? out : ping;
+            kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W(l), n_in, T(0), zl,
+                             n_out);
+            kernels::bias_activation(kact(arch_.activations[l]), T(arch_.slopes[l]), b(l), zl, al,
+                                     batch, n_out);
+            in = al;
+            std::swap(ping, pong);
+        }
+    }
+
+    // Forward, loss and the full backward pass for x (kept valid by the caller) and targets y.
+    double backward_batch(const T* x, std::size_t batch, dp_target kind, const void* y, double l2,
+                          bool accumulate) {
+        forward_impl(x, batch);
+        const std::size_t L = arch_.layers();
+        const double c = output_loss(arch_, z(L - 1), a(L - 1), batch, kind, y, delta(L - 1));
+        backpropagate(batch, l2, accumulate);
+        return c / double(batch) + l2_penalty(l2, batch);
+    }
+
+    // From delta(L-1) down: dW(l) = delta(l)^T a(l-1) / batch + (l2/batch) W(l), db(l) = mean delta(l),
+    // delta(l-1) = delta(l) W(l) (.) g'(z(l-1)).
+    void backpropagate(std::size_t batch, double l2, bool accumulate) {
+        const T inv = T(1.0 / double(batch));
+        const T beta = accumulate ? T(1) : T(0);
+        for (std::size_t l = arch_.layers(); l-- > 0;) {
+            const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+            const T* in = l == 0 ? x_ : a(l - 1);
+            T* dW = grads_.data() + w_off_[l];
+            T* db = grads_.data() + b_off_[l];
+            kernels::gemm<T>(true, false, n_out, n_in, batch, inv, delta(l), n_out, in, n_in, beta, dW,
+                             n_in);
+            if (l2 != 0.0) kernels::axpy(n_out * n_in, T(l2 / double(batch)), W(l), dW);
+            kernels::column_sums(delta(l), batch, n_out, inv, accumulate, db);
+            if (l > 0) {
+                kernels::gemm<T>(false, false, batch, n_in, n_out, T(1), delta(l), n_out, W(l), n_in,
+                                 T(0), delta(l - 1), n_in);
+                kernels::mul_activation_grad(kact(arch_.activations[l - 1]), T(arch_.slopes[l - 1]),
+                                             z(l - 1), a(l - 1), delta(l - 1), batch, n_in);
+            }
+        }
+        has_delta_ = true;
+    }
+
+    Buffer<T> params_, grads_, velocity_;
+    std::unique_ptr<Workspace> ws_;
+    std::vector<std::unique_ptr<Workspace>> retired_;
+    std::vector<std::size_t> perm_;
+    const T* x_ = nullptr;
+    std::size_t batch_ = 0;
+    bool has_forward_ = false, has_delta_ = false;
+};
+
+}  // namespace
+
+const char* activation_name(dp_activation a) {
+    switch (a) {
+        case DP_IDENTITY: return "identity";
+        case DP_SIGMOID: return "sigmoid";
+        case DP_TANH: return "tanh";
+        case DP_RELU: return "relu";
+        case DP_LEAKY_RELU: return "leaky_relu";
+        case DP_SOFTMAX: return "softmax";
+    }
+    return "unknown";
+}
+
+const char* loss_name(dp_loss l) {
+    switch (l) {
+        case DP_LOSS_MSE: return "mse";
+        case DP_LOSS_BINARY_CROSS_ENTROPY: return "binary_cross_entropy";
+        case DP_LOSS_CROSS_ENTROPY: return "cross_entropy";
+    }
+    return "unknown";
+}
+
+void Arch::validate() const {
+    if (dtype != DP_FLOAT32 && dtype != DP_FLOAT64)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("dtype: expected DP_FLOAT32 or DP_FLOAT64, got ", int(dtype)));
+    if (sizes.size() < 2)
+        fail(DP_ERR_INVALID_ARGUMENT,
+             cat("sizes: expected at least 2 layer sizes (input and output), got ", sizes.size()));
+    if (sizes.size() > kMaxLayers + 1)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("sizes: at most ", kMaxLayers + 1, " sizes, got ", sizes.size()));
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        if (sizes[i] < 1 || sizes[i] > kMaxWidth)
+            fail(DP_ERR_INVALID_ARGUMENT, cat("sizes[", i, "]: expected a width in [1, ", kMaxWidth,
+                                              "], got ", sizes[i]));
+    }
+    if (activations.size() != layers() || slopes.size() != layers())
+        fail(DP_ERR_INVALID_ARGUMENT, "activations: expected one per layer");
+    for (std::size_t l = 0; l < layers(); ++l) {
+        const dp_activation act = activations[l];
+        if (act < DP_IDENTITY || act > DP_SOFTMAX)
+            fail(DP_ERR_INVALID_ARGUMENT, cat("activations[", l, "]: unknown activation ", int(act)));
+        if (act == DP_SOFTMAX && l + 1 != layers())
+            fail(DP_ERR_INVALID_ARGUMENT,
+                 cat("activations[", l, "]: softmax is allowed on the output layer only"));
+        if (!std::isfinite(slopes[l]))
+            fail(DP_ERR_INVALID_ARGUMENT, cat("slope[", l, "]: expected a finite number"));
+    }
+    if (loss < DP_LOSS_MSE || loss > DP_LOSS_CROSS_ENTROPY)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("loss: unknown loss ", int(loss)));
+    if (init < DP_INIT_GLOROT_UNIFORM || init > DP_INIT_HE_NORMAL)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("init: unknown initialisation ", int(init)));
+    const dp_activation out = activations.back();
+    if (loss == DP_LOSS_CROSS_ENTROPY && out != DP_SOFTMAX)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("loss: cross_entropy needs a softmax output layer, got ",
+                                          activation_name(out)));
+    if (loss == DP_LOSS_BINARY_CROSS_ENTROPY && out != DP_SIGMOID)
+        fail(DP_ERR_INVALID_ARGUMENT, cat("loss: binary_cross_entropy needs a sigmoid output layer, got ",
+                                          activation_name(out)));
+}
+
+NetBase::NetBase(const Arch& arch) : arch_(arch) {
+    arch_.validate();
+    const std::size_t L = arch_.layers();
+    w_off_.resize(L);
+    b_off_.resize(L);
+    std::size_t off = 0;
+    for (std::size_t l = 0; l < L; ++l) {
+        const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+        if (n_in > (std::numeric_limits<std::size_t>::max() >> 8) / n_out) throw std::bad_alloc();
+        w_off_[l] = off;
+        off += n_out * n_in;
+        b_off_[l] = off;
+        off += n_out;
+        if (off > (std::size_t(1) << 40)) fail(DP_ERR_INVALID_ARGUMENT, "sizes: too many parameters");
+    }
+    n_params_ = off;
+}
+
+void check_l2(double l2) {
+    if (!(l2 >= 0.0) || !std::isfinite(l2))
+        fail(DP_ERR_INVALID_ARGUMENT, cat("l2: expected a finite number >= 0, got ", l2));
+}
+
+void check_sgd(const dp_sgd& s, bool for_step) {
+    if (!(s.lr > 0.0) || !std::isfinite(s.lr))
+        fail(DP_ERR_INVALID_ARGUMENT, cat("lr: expected a finite number > 0, got ", s.lr));
+    if (!(s.momentum >= 0.0 && s.momentum < 1.0))
+        fail(DP_ERR_INVALID_ARGUMENT, cat("momentum: expected a number in [0, 1), got ", s.momentum));
+    if (s.nesterov && s.momentum == 0.0)
+        fail(DP_ERR_INVALID_ARGUMENT, "nesterov: Nesterov momentum needs momentum > 0, got momentum 0");
+    if (!(s.weight_decay >= 0.0) || !std::isfinite(s.weight_decay))
+        fail(DP_ERR_INVALID_ARGUMENT,
+             cat("weight_decay: expected a finite number >= 0, got ", s.weight_decay));
+    if (!for_step) check_l2(s.l2);
+}
+
+std::unique_ptr<NetBase> make_empty_net(const Arch& arch) {
+    arch.validate();
+    if (arch.dtype == DP_FLOAT64) return std::make_unique<Net<double>>(arch);
+    return std::make_unique<Net<float>>(arch);
+}
+
+std::unique_ptr<NetBase> make_net(const Arch& arch, std::uint64_t seed) {
+    auto net = make_empty_net(arch);
+    net->initialize(arch.init, seed);
+    return net;
+}
+
+}  // namespace deltaprop::detail

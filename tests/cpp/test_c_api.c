@@ -1,0 +1,863 @@
+/* SPDX-License-Identifier: MIT */
+/* The public C ABI (csrc/include/deltaprop/deltaprop.h), exercised from a file compiled as C99:
+ * statuses and messages of every error path (with the net left bit-identical), save/load, the cancel
+ * callback, kernel levels, XOR training and bitwise determinism across thread counts. */
+#include "deltaprop/deltaprop.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- tiny harness ---- */
+static int g_passed = 0, g_failed = 0, g_case_ok = 1;
+
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            printf("  FAILED line %d: %s\n", __LINE__, #cond);            \
+            g_case_ok = 0;                                                \
+        }                                                                 \
+    } while (0)
+
+#define CHECK_OK(expr)                                                                            \
+    do {                                                                                          \
+        dp_status st_ = (expr);                                                                   \
+        if (st_ != DP_OK) {                                                                       \
+            printf("  FAILED line %d: %s -> %s (%s)\n", __LINE__, #expr, dp_status_string(st_),   \
+                   dp_last_error());                                                              \
+            g_case_ok = 0;                                                                        \
+        }                                                                                         \
+    } while (0)
+
+static void run(const char* name, void (*fn)(void)) {
+    g_case_ok = 1;
+    fn();
+    printf("%s %s\n", g_case_ok ? "ok  " : "FAIL", name);
+    if (g_case_ok)
+        ++g_passed;
+    else
+        ++g_failed;
+}
+
+/* ---- buffers in a net's dtype ---- */
+static size_t elem_size(dp_dtype dtype) { return dtype == DP_FLOAT64 ? 8 : 4; }
+
+static void* alloc_values(dp_dtype dtype, size_t n) { return calloc(n ? n : 1, elem_size(dtype)); }
+
+static void set_value(void* buf, dp_dtype dtype, size_t i, double v) {
+    if (dtype == DP_FLOAT64)
+        ((double*)buf)[i] = v;
+    else
+        ((float*)buf)[i] = (float)v;
+}
+
+static double get_value(const void* buf, dp_dtype dtype, size_t i) {
+    return dtype == DP_FLOAT64 ? ((const double*)buf)[i] : (double)((const float*)buf)[i];
+}
+
+/* Deterministic values in [-1, 1) (splitmix64). */
+static uint64_t g_rng = 12345;
+static double next_uniform(void) {
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+}
+
+static void* random_values(dp_dtype dtype, size_t n) {
+    void* buf = alloc_values(dtype, n);
+    size_t i;
+    for (i = 0; i < n; ++i) set_value(buf, dtype, i, next_uniform());
+    return buf;
+}
+
+/* ---- snapshots: a failed call must leave params, grads and velocity bit-identical ---- */
+typedef struct {
+    dp_net* net;
+    size_t bytes;
+    unsigned char *p, *g, *v;
+} snapshot;
+
+static unsigned char* copy_bytes(const void* src, size_t n) {
+    unsigned char* d = (unsigned char*)malloc(n ? n : 1);
+    if (n) memcpy(d, src, n);
+    return d;
+}
+
+static void snap_take(snapshot* s, dp_net* net) {
+    s->net = net;
+    s->bytes = net ? dp_net_num_params(net) * elem_size(dp_net_dtype(net)) : 0;
+    s->p = net ? copy_bytes(dp_net_params(net), s->bytes) : NULL;
+    s->g = net ? copy_bytes(dp_net_grads(net), s->bytes) : NULL;
+    s->v = net ? copy_bytes(dp_net_velocity(net), s->bytes) : NULL;
+}
+
+static int snap_same(const snapshot* s) {
+    if (!s->net) return 1;
+    return memcmp(s->p, dp_net_params(s->net), s->bytes) == 0 &&
+           memcmp(s->g, dp_net_grads(s->net), s->bytes) == 0 &&
+           memcmp(s->v, dp_net_velocity(s->net), s->bytes) == 0;
+}
+
+static void snap_free(snapshot* s) {
+    free(s->p);
+    free(s->g);
+    free(s->v);
+}
+
+/* Before each expected failure, leave a known message behind, so we can tell the failing call set its
+ * own message (rather than an old one still being there). */
+#define SENTINEL "dp-sentinel-no-such-dir"
+static int g_sentinel_works = 0;
+static void reset_error(void) {
+    dp_net* dummy = NULL;
+    dp_net_load(&dummy, "/" SENTINEL "/x.dpm");
+    dp_net_destroy(dummy);
+}
+
+static void check_failure(const snapshot* s, dp_status want, dp_status got, const char* expr, int line) {
+    const char* msg = dp_last_error();
+    if (got != want) {
+        printf("  FAILED line %d: %s -> %s, expected %s\n", line, expr, dp_status_string(got),
+               dp_status_string(want));
+        g_case_ok = 0;
+        return;
+    }
+    if (!msg || !msg[0] || (g_sentinel_works && strstr(msg, SENTINEL))) {
+        printf("  FAILED line %d: %s set no message of its own (\"%s\")\n", line, expr, msg ? msg : "(null)");
+        g_case_ok = 0;
+    }
+    if (!snap_same(s)) {
+        printf("  FAILED line %d: %s changed the net's buffers\n", line, expr);
+        g_case_ok = 0;
+    }
+}
+
+#define EXPECT_STATUS(want, net, expr)                          \
+    do {                                                        \
+        snapshot s_;                                            \
+        dp_status st_;                                          \
+        snap_take(&s_, (net));                                  \
+        reset_error();                                          \
+        st_ = (expr);                                           \
+        check_failure(&s_, (want), st_, #expr, __LINE__);       \
+        snap_free(&s_);                                         \
+    } while (0)
+
+#define EXPECT_INVALID(net, expr) EXPECT_STATUS(DP_ERR_INVALID_ARGUMENT, net, expr)
+
+/* ---- nets used by several tests ---- */
+static dp_net* make_net(dp_dtype dtype, dp_loss loss, uint64_t seed) {
+    /* 3-5-4 (-2 for mse/bce, -3 softmax for cross_entropy) */
+    size_t sizes[3] = {3, 5, 2};
+    dp_activation acts[2] = {DP_TANH, DP_IDENTITY};
+    dp_net* net = NULL;
+    if (loss == DP_LOSS_BINARY_CROSS_ENTROPY) acts[1] = DP_SIGMOID;
+    if (loss == DP_LOSS_CROSS_ENTROPY) {
+        acts[1] = DP_SOFTMAX;
+        sizes[2] = 3;
+    }
+    if (dp_net_create(&net, 3, sizes, acts, NULL, loss, dtype, DP_INIT_GLOROT_UNIFORM, seed) != DP_OK) {
+        printf("  cannot create a test net: %s\n", dp_last_error());
+        return NULL;
+    }
+    return net;
+}
+
+/* ---- tests ---- */
+static void test_library(void) {
+    int s;
+    const char* seen[9];
+    dp_sgd d = dp_sgd_default();
+    CHECK(strcmp(dp_version(), "0.1.0") == 0);
+    CHECK(DP_VERSION_MAJOR == 0 && DP_VERSION_MINOR == 1 && DP_VERSION_PATCH == 0);
+    CHECK(dp_last_error() != NULL && dp_last_error()[0] == '\0'); /* no failure yet on this thread */
+    for (s = DP_OK; s <= DP_ERR_INTERNAL; ++s) {
+        const char* str = dp_status_string((dp_status)s);
+        int k;
+        CHECK(str != NULL && str[0] != '\0');
+        seen[s] = str;
+        for (k = 0; k < s; ++k) CHECK(str && seen[k] && strcmp(str, seen[k]) != 0);
+    }
+    CHECK(dp_status_string((dp_status)99) != NULL);
+    CHECK(d.lr == 0.01 && d.momentum == 0.0 && d.nesterov == 0 && d.weight_decay == 0.0 && d.l2 == 0.0);
+    dp_net_destroy(NULL);
+    reset_error();
+    g_sentinel_works = strstr(dp_last_error(), SENTINEL) != NULL;
+    CHECK(dp_last_error()[0] != '\0');
+    EXPECT_INVALID(NULL, dp_set_num_threads(-1));
+    EXPECT_INVALID(NULL, dp_set_kernel_level((dp_kernel_level)9));
+    EXPECT_INVALID(NULL, dp_set_kernel_level((dp_kernel_level)-1));
+}
+
+static void test_create_and_architecture(void) {
+    size_t sizes[4] = {4, 6, 5, 3};
+    dp_activation acts[3] = {DP_RELU, DP_LEAKY_RELU, DP_SOFTMAX};
+    double slopes[3] = {0.0, 0.2, 0.0};
+    dp_net* net = NULL;
+    size_t w = 99, b = 99;
+    CHECK_OK(dp_net_create(&net, 4, sizes, acts, slopes, DP_LOSS_CROSS_ENTROPY, DP_FLOAT64,
+                           DP_INIT_HE_UNIFORM, 7));
+    if (!net) return;
+    CHECK(dp_net_dtype(net) == DP_FLOAT64);
+    CHECK(dp_net_loss_kind(net) == DP_LOSS_CROSS_ENTROPY);
+    CHECK(dp_net_num_layers(net) == 3);
+    CHECK(dp_net_size(net, 0) == 4 && dp_net_size(net, 3) == 3 && dp_net_size(net, 4) == 0);
+    CHECK(dp_net_activation(net, 1) == DP_LEAKY_RELU && dp_net_activation(net, 2) == DP_SOFTMAX);
+    CHECK(dp_net_slope(net, 1) == 0.2);
+    CHECK(dp_net_num_params(net) == (size_t)(4 * 6 + 6 + 6 * 5 + 5 + 5 * 3 + 3));
+    CHECK_OK(dp_net_layer_offsets(net, 0, &w, &b));
+    CHECK(w == 0 && b == 24);
+    CHECK_OK(dp_net_layer_offsets(net, 2, &w, &b));
+    CHECK(w == 30 + 35 && b == 30 + 35 + 15);
+    {
+        /* biases start at zero; weights do not */
+        const double* p = (const double*)dp_net_params(net);
+        int nonzero = 0;
+        size_t i;
+        for (i = 0; i < 24; ++i) nonzero += p[i] != 0.0;
+        CHECK(nonzero > 20);
+        for (i = 24; i < 30; ++i) CHECK(p[i] == 0.0);
+    }
+    {
+        /* the same seed gives the same weights; another seed others */
+        dp_net* twin = NULL;
+        dp_net* other = NULL;
+        const size_t bytes = dp_net_num_params(net) * 8;
+        CHECK_OK(dp_net_create(&twin, 4, sizes, acts, slopes, DP_LOSS_CROSS_ENTROPY, DP_FLOAT64,
+                               DP_INIT_HE_UNIFORM, 7));
+        CHECK_OK(dp_net_create(&other, 4, sizes, acts, slopes, DP_LOSS_CROSS_ENTROPY, DP_FLOAT64,
+                               DP_INIT_HE_UNIFORM, 8));
+        if (twin && other) {
+            CHECK(memcmp(dp_net_params(net), dp_net_params(twin), bytes) == 0);
+            CHECK(memcmp(dp_net_params(net), dp_net_params(other), bytes) != 0);
+        }
+        dp_net_destroy(twin);
+        dp_net_destroy(other);
+    }
+    dp_net_destroy(net);
+}
+
+static void test_create_errors(void) {
+    size_t sizes[3] = {3, 4, 2};
+    size_t zero_mid[3] = {3, 0, 2};
+    size_t zero_in[3] = {0, 4, 2};
+    dp_activation ok_acts[2] = {DP_TANH, DP_IDENTITY};
+    dp_activation soft_hidden[2] = {DP_SOFTMAX, DP_SOFTMAX};
+    dp_activation sig_out[2] = {DP_TANH, DP_SIGMOID};
+    dp_activation soft_out[2] = {DP_TANH, DP_SOFTMAX};
+    dp_activation bad_act[2] = {(dp_activation)6, DP_IDENTITY};
+    dp_activation neg_act[2] = {DP_TANH, (dp_activation)-1};
+    double nan_slopes[2] = {NAN, 0.01};
+    double inf_slopes[2] = {0.01, INFINITY};
+    dp_net* out = NULL;
+
+    EXPECT_INVALID(NULL, dp_net_create(NULL, 3, sizes, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, NULL, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, NULL, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 0, sizes, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 1, sizes, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, zero_mid, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, zero_in, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, soft_hidden, NULL, DP_LOSS_CROSS_ENTROPY,
+                                       DP_FLOAT32, DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, sig_out, NULL, DP_LOSS_CROSS_ENTROPY, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, soft_out, NULL, DP_LOSS_BINARY_CROSS_ENTROPY,
+                                       DP_FLOAT32, DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, DP_LOSS_BINARY_CROSS_ENTROPY,
+                                       DP_FLOAT32, DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, bad_act, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, neg_act, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, (dp_loss)3, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, (dp_loss)-1, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, DP_LOSS_MSE, (dp_dtype)0,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, DP_LOSS_MSE, (dp_dtype)3,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, NULL, DP_LOSS_MSE, DP_FLOAT32,
+                                       (dp_init)3, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, nan_slopes, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_create(&out, 3, sizes, ok_acts, inf_slopes, DP_LOSS_MSE, DP_FLOAT32,
+                                       DP_INIT_GLOROT_UNIFORM, 1));
+    CHECK(out == NULL); /* nothing handed out by a failed create */
+}
+
+/* Every INVALID_ARGUMENT path of the compute calls, for one dtype. */
+static void compute_errors(dp_dtype dtype) {
+    dp_net* net = make_net(dtype, DP_LOSS_MSE, 3);
+    dp_net* ce = make_net(dtype, DP_LOSS_CROSS_ENTROPY, 4);
+    const size_t batch = 4;
+    void* x = random_values(dtype, batch * 3);
+    void* y = random_values(dtype, batch * 2);
+    void* x_nan = random_values(dtype, batch * 3);
+    void* x_inf = random_values(dtype, batch * 3);
+    void* y_nan = random_values(dtype, batch * 2);
+    void* out = alloc_values(dtype, batch * 3);
+    void* dc_da = random_values(dtype, batch * 2);
+    int64_t classes[4] = {0, 2, 1, 0};
+    int64_t too_big[4] = {0, 1, 2, 3};
+    int64_t negative[4] = {0, -1, 1, 2};
+    dp_sgd sgd = dp_sgd_default();
+    dp_sgd bad;
+    double loss = 0.0;
+    const void *z = NULL, *a = NULL, *delta = NULL;
+    size_t wb = 0;
+    if (!net || !ce) goto done;
+    set_value(x_nan, dtype, 3 * 3 + 2, NAN); /* only in the last row */
+    set_value(x_inf, dtype, 1, -INFINITY);
+    set_value(y_nan, dtype, 2 * 3 + 1, NAN);
+
+    /* a fresh net has run no forward: backward from dC/da is out of order */
+    EXPECT_STATUS(DP_ERR_STATE, net, dp_net_backward_output_grad(net, dc_da, batch, 0));
+
+    /* NULL net */
+    EXPECT_INVALID(NULL, dp_net_forward(NULL, x, batch, out));
+    EXPECT_INVALID(NULL, dp_net_predict(NULL, x, batch, out));
+    EXPECT_INVALID(NULL, dp_net_loss(NULL, x, batch, DP_TARGET_VALUES, y, 0.0, &loss));
+    EXPECT_INVALID(NULL, dp_net_backward(NULL, x, batch, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    EXPECT_INVALID(NULL, dp_net_backward_output_grad(NULL, dc_da, batch, 0));
+    EXPECT_INVALID(NULL, dp_net_step(NULL, &sgd));
+    EXPECT_INVALID(NULL, dp_net_train_epoch(NULL, x, batch, DP_TARGET_VALUES, y, 2, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(NULL, dp_net_reserve(NULL, 8));
+    EXPECT_INVALID(NULL, dp_net_init(NULL, DP_INIT_GLOROT_UNIFORM, 1));
+    EXPECT_INVALID(NULL, dp_net_seed(NULL, 1));
+    EXPECT_INVALID(NULL, dp_net_layer_offsets(NULL, 0, &wb, &wb));
+    EXPECT_INVALID(NULL, dp_net_workspace(NULL, 0, &z, &a, &delta, &wb));
+
+    /* NULL buffers, empty batches, non-finite inputs */
+    EXPECT_INVALID(net, dp_net_forward(net, NULL, batch, out));
+    EXPECT_INVALID(net, dp_net_forward(net, x, 0, out));
+    EXPECT_INVALID(net, dp_net_forward(net, x_nan, batch, out));
+    EXPECT_INVALID(net, dp_net_forward(net, x_inf, batch, out));
+    EXPECT_INVALID(net, dp_net_predict(net, NULL, batch, out));
+    EXPECT_INVALID(net, dp_net_predict(net, x, batch, NULL));
+    EXPECT_INVALID(net, dp_net_predict(net, x, 0, out));
+    EXPECT_INVALID(net, dp_net_predict(net, x_nan, batch, out));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, DP_TARGET_VALUES, y, 0.0, NULL));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, DP_TARGET_VALUES, NULL, 0.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x, 0, DP_TARGET_VALUES, y, 0.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x_nan, batch, DP_TARGET_VALUES, y, 0.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, DP_TARGET_VALUES, y_nan, 0.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, (dp_target)2, y, 0.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, DP_TARGET_VALUES, y, -1.0, &loss));
+    EXPECT_INVALID(net, dp_net_loss(net, x, batch, DP_TARGET_VALUES, y, NAN, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, NULL, batch, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, DP_TARGET_VALUES, NULL, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, 0, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x_nan, batch, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, DP_TARGET_VALUES, y_nan, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, (dp_target)7, y, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, DP_TARGET_VALUES, y, -0.5, 0, &loss));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, DP_TARGET_VALUES, y, NAN, 0, &loss));
+
+    /* class indices out of range (cross_entropy net with 3 outputs, and mse as one-hot) */
+    CHECK_OK(dp_net_loss(ce, x, batch, DP_TARGET_CLASSES, classes, 0.0, &loss));
+    EXPECT_INVALID(ce, dp_net_loss(ce, x, batch, DP_TARGET_CLASSES, too_big, 0.0, &loss));
+    EXPECT_INVALID(ce, dp_net_loss(ce, x, batch, DP_TARGET_CLASSES, negative, 0.0, &loss));
+    EXPECT_INVALID(ce, dp_net_backward(ce, x, batch, DP_TARGET_CLASSES, too_big, 0.0, 0, &loss));
+    EXPECT_INVALID(ce, dp_net_backward(ce, x, batch, DP_TARGET_CLASSES, negative, 0.0, 0, &loss));
+    EXPECT_INVALID(ce, dp_net_train_epoch(ce, x, batch, DP_TARGET_CLASSES, too_big, 1, &sgd, 0, NULL, NULL,
+                                          NULL));
+    EXPECT_INVALID(net, dp_net_backward(net, x, batch, DP_TARGET_CLASSES, classes, 0.0, 0, &loss)); /* 2 >= n_out 2 */
+
+    /* SGD settings */
+    CHECK_OK(dp_net_backward(net, x, batch, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    EXPECT_INVALID(net, dp_net_step(net, NULL));
+    bad = sgd; bad.lr = 0.0;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.lr = -0.1;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.lr = NAN;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.lr = INFINITY;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.momentum = -0.1;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.momentum = 1.0;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.momentum = NAN;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.nesterov = 1; /* momentum 0 */
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.weight_decay = -1e-4;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.weight_decay = NAN;
+    EXPECT_INVALID(net, dp_net_step(net, &bad));
+    bad = sgd; bad.l2 = -1.0;
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y, 2, &bad, 0, NULL, NULL, NULL));
+    bad = sgd; bad.lr = 0.0;
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y, 2, &bad, 0, NULL, NULL, NULL));
+    bad = sgd; bad.momentum = 0.0; bad.nesterov = 1;
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y, 2, &bad, 0, NULL, NULL, NULL));
+
+    /* train_epoch arguments; a bad value in the last row must fail before the first step */
+    EXPECT_INVALID(net, dp_net_train_epoch(net, NULL, batch, DP_TARGET_VALUES, y, 2, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, NULL, 2, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, 0, DP_TARGET_VALUES, y, 2, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y, 0, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y, 2, NULL, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, (dp_target)5, y, 2, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x_nan, batch, DP_TARGET_VALUES, y, 1, &sgd, 0, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y_nan, 1, &sgd, 1, NULL, NULL, NULL));
+
+    /* backward from dC/da: after a forward, bad arguments */
+    CHECK_OK(dp_net_forward(net, x, batch, out));
+    EXPECT_INVALID(net, dp_net_backward_output_grad(net, NULL, batch, 0));
+    EXPECT_INVALID(net, dp_net_backward_output_grad(net, dc_da, 0, 0));
+    {
+        snapshot s;
+        dp_status st;
+        snap_take(&s, net);
+        st = dp_net_backward_output_grad(net, dc_da, batch - 1, 0); /* not the forward's batch */
+        CHECK(st == DP_ERR_INVALID_ARGUMENT || st == DP_ERR_STATE);
+        CHECK(snap_same(&s));
+        snap_free(&s);
+    }
+    CHECK_OK(dp_net_backward_output_grad(net, dc_da, batch, 0));
+
+    /* layer indices, init enums, flags and capacities */
+    EXPECT_INVALID(net, dp_net_layer_offsets(net, 2, &wb, &wb));
+    EXPECT_INVALID(net, dp_net_layer_offsets(net, (size_t)-1, &wb, &wb));
+    EXPECT_INVALID(net, dp_net_workspace(net, 2, &z, &a, &delta, &wb));
+    EXPECT_INVALID(net, dp_net_init(net, (dp_init)3, 1));
+    EXPECT_INVALID(net, dp_net_init(net, (dp_init)-1, 1));
+    {
+        size_t need = 0, got = 0;
+        unsigned char* buf;
+        size_t i;
+        int untouched = 1;
+        dp_net* copy = NULL;
+        CHECK_OK(dp_net_save_buffer(net, DP_SAVE_OPTIMIZER, NULL, 0, &need)); /* size query */
+        CHECK(need > 0);
+        buf = (unsigned char*)malloc(need);
+        memset(buf, 0xAB, need);
+        EXPECT_INVALID(net, dp_net_save_buffer(net, DP_SAVE_OPTIMIZER, buf, need - 1, &got));
+        for (i = 0; i < need; ++i) untouched &= buf[i] == 0xAB;
+        CHECK(untouched);
+        CHECK(got == need); /* the size needed is reported even when the buffer is too small */
+        EXPECT_INVALID(net, dp_net_save_buffer(net, DP_SAVE_OPTIMIZER, buf, need, NULL));
+        EXPECT_INVALID(net, dp_net_save_buffer(net, 2u, buf, need, &got));
+        EXPECT_INVALID(net, dp_net_save(net, "test_c_api_never.dpm", 4u));
+        EXPECT_INVALID(net, dp_net_save(net, NULL, 0));
+        EXPECT_INVALID(NULL, dp_net_save(NULL, "test_c_api_never.dpm", 0));
+        EXPECT_INVALID(NULL, dp_net_save_buffer(NULL, 0, buf, need, &got));
+        EXPECT_INVALID(NULL, dp_net_load(NULL, "test_c_api_never.dpm"));
+        EXPECT_INVALID(NULL, dp_net_load(&copy, NULL));
+        EXPECT_INVALID(NULL, dp_net_load_buffer(NULL, buf, need));
+        EXPECT_INVALID(NULL, dp_net_load_buffer(&copy, NULL, need));
+        EXPECT_INVALID(NULL, dp_net_clone(net, NULL));
+        EXPECT_INVALID(NULL, dp_net_clone(NULL, &copy));
+        CHECK(copy == NULL);
+        free(buf);
+    }
+done:
+    dp_net_destroy(net);
+    dp_net_destroy(ce);
+    free(x); free(y); free(x_nan); free(x_inf); free(y_nan); free(out); free(dc_da);
+}
+
+static void test_errors_float32(void) { compute_errors(DP_FLOAT32); }
+static void test_errors_float64(void) { compute_errors(DP_FLOAT64); }
+
+static void test_io_and_format_errors(void) {
+    dp_net* net = make_net(DP_FLOAT32, DP_LOSS_MSE, 5);
+    dp_net* loaded = NULL;
+    unsigned char garbage[64];
+    unsigned char* buf = NULL;
+    size_t need = 0, i;
+    if (!net) return;
+    remove("test_c_api_missing.dpm");
+    EXPECT_STATUS(DP_ERR_IO, NULL, dp_net_load(&loaded, "test_c_api_missing.dpm"));
+    CHECK(strstr(dp_last_error(), "test_c_api_missing.dpm") != NULL);
+    EXPECT_STATUS(DP_ERR_IO, net, dp_net_save(net, "test_c_api_no_such_dir/net.dpm", 0));
+    CHECK(strstr(dp_last_error(), "test_c_api_no_such_dir") != NULL);
+    for (i = 0; i < sizeof garbage; ++i) garbage[i] = (unsigned char)(i * 37 + 11);
+    EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load_buffer(&loaded, garbage, sizeof garbage));
+    EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load_buffer(&loaded, garbage, 0));
+    CHECK_OK(dp_net_save_buffer(net, 0, NULL, 0, &need));
+    buf = (unsigned char*)malloc(need);
+    CHECK_OK(dp_net_save_buffer(net, 0, buf, need, &need));
+    for (i = 0; i < need; i += 7) EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load_buffer(&loaded, buf, i));
+    EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load_buffer(&loaded, buf, need - 1));
+    buf[need / 2] ^= 0x10;
+    EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load_buffer(&loaded, buf, need));
+    buf[need / 2] ^= 0x10;
+    CHECK_OK(dp_net_load_buffer(&loaded, buf, need));
+    dp_net_destroy(loaded);
+    loaded = NULL;
+    {
+        /* a garbage file on disk is a format error, not an I/O error */
+        FILE* f = fopen("test_c_api_garbage.dpm", "wb");
+        CHECK(f != NULL);
+        if (f) {
+            fwrite(garbage, 1, sizeof garbage, f);
+            fclose(f);
+            EXPECT_STATUS(DP_ERR_FORMAT, NULL, dp_net_load(&loaded, "test_c_api_garbage.dpm"));
+            remove("test_c_api_garbage.dpm");
+        }
+    }
+    CHECK(loaded == NULL);
+    free(buf);
+    dp_net_destroy(net);
+}
+
+/* ---- cancel callback ---- */
+typedef struct {
+    dp_net* net;
+    int calls;
+    int stop_at;       /* return 1 on this call */
+    size_t bytes;
+    unsigned char* at_stop; /* params when the callback asked to stop */
+} cancel_state;
+
+static int cancel_cb(void* user) {
+    cancel_state* c = (cancel_state*)user;
+    ++c->calls;
+    if (c->calls == c->stop_at) {
+        c->at_stop = copy_bytes(dp_net_params(c->net), c->bytes);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_cancel(void) {
+    const dp_dtype dtype = DP_FLOAT64;
+    dp_net* net = make_net(dtype, DP_LOSS_MSE, 11);
+    dp_net* ref = NULL;
+    const size_t n = 8, bs = 2;
+    void* x = random_values(dtype, n * 3);
+    void* y = random_values(dtype, n * 2);
+    dp_sgd sgd = dp_sgd_default();
+    cancel_state c;
+    unsigned char* before;
+    size_t bytes, k;
+    int matched = -1;
+    double mean_loss = 0.0;
+    dp_status st;
+    if (!net) return;
+    sgd.lr = 0.1;
+    sgd.momentum = 0.5;
+    bytes = dp_net_num_params(net) * elem_size(dtype);
+    before = copy_bytes(dp_net_params(net), bytes);
+    CHECK_OK(dp_net_clone(net, &ref));
+    c.net = net;
+    c.calls = 0;
+    c.stop_at = 3;
+    c.bytes = bytes;
+    c.at_stop = NULL;
+    st = dp_net_train_epoch(net, x, n, DP_TARGET_VALUES, y, bs, &sgd, 0, cancel_cb, &c, &mean_loss);
+    CHECK(st == DP_ERR_INTERRUPTED);
+    CHECK(dp_last_error()[0] != '\0');
+    CHECK(c.calls == 3); /* not called again after asking to stop */
+    CHECK(c.at_stop != NULL);
+    if (c.at_stop && ref) {
+        /* nothing changed after the stop, and the completed steps are kept (not rolled back) */
+        CHECK(memcmp(c.at_stop, dp_net_params(net), bytes) == 0);
+        CHECK(memcmp(before, dp_net_params(net), bytes) != 0);
+        /* the kept weights are those of k whole steps, k = 2 or 3 depending on whether the callback
+         * also runs before the first batch: replay the batches by hand with backward + step */
+        for (k = 0; k < n / bs; ++k) {
+            const char* xb = (const char*)x + k * bs * 3 * elem_size(dtype);
+            const char* yb = (const char*)y + k * bs * 2 * elem_size(dtype);
+            CHECK_OK(dp_net_backward(ref, xb, bs, DP_TARGET_VALUES, yb, sgd.l2, 0, NULL));
+            CHECK_OK(dp_net_step(ref, &sgd));
+            if (memcmp(dp_net_params(ref), dp_net_params(net), bytes) == 0) matched = (int)k + 1;
+        }
+        CHECK(matched == 2 || matched == 3);
+    }
+    /* a callback that never stops lets the epoch finish */
+    c.calls = 0;
+    c.stop_at = -1;
+    CHECK_OK(dp_net_train_epoch(net, x, n, DP_TARGET_VALUES, y, bs, &sgd, 1, cancel_cb, &c, &mean_loss));
+    CHECK(c.calls >= 3);
+    CHECK(mean_loss > 0.0 && isfinite(mean_loss));
+    free(c.at_stop);
+    free(before);
+    free(x);
+    free(y);
+    dp_net_destroy(ref);
+    dp_net_destroy(net);
+}
+
+static void test_kernel_levels(void) {
+    dp_kernel_level level;
+    int supported = 0;
+    CHECK_OK(dp_set_kernel_level(DP_KERNEL_AUTO));
+    CHECK(dp_get_kernel_level() != DP_KERNEL_AUTO);
+    for (level = DP_KERNEL_PORTABLE; level <= DP_KERNEL_AVX512; level = (dp_kernel_level)(level + 1)) {
+        dp_status st = dp_set_kernel_level(level);
+        CHECK(st == DP_OK || st == DP_ERR_UNSUPPORTED);
+        if (st == DP_OK) {
+            ++supported;
+            CHECK(dp_get_kernel_level() == level);
+        } else {
+            CHECK(dp_last_error()[0] != '\0');
+        }
+    }
+    CHECK(dp_set_kernel_level(DP_KERNEL_PORTABLE) == DP_OK); /* always available */
+    CHECK(supported >= 1);
+    CHECK_OK(dp_set_kernel_level(DP_KERNEL_AUTO));
+}
+
+static int same_predictions(dp_net* a, dp_net* b, const void* x, size_t batch) {
+    const dp_dtype dtype = dp_net_dtype(a);
+    const size_t n_out = dp_net_size(a, dp_net_num_layers(a));
+    void* pa = alloc_values(dtype, batch * n_out);
+    void* pb = alloc_values(dtype, batch * n_out);
+    int same = dp_net_predict(a, x, batch, pa) == DP_OK && dp_net_predict(b, x, batch, pb) == DP_OK &&
+               memcmp(pa, pb, batch * n_out * elem_size(dtype)) == 0;
+    free(pa);
+    free(pb);
+    return same;
+}
+
+static long file_size(const char* path) {
+    long n = -1;
+    FILE* f = fopen(path, "rb");
+    if (!f) return -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void save_load_round_trip(dp_dtype dtype, dp_loss loss) {
+    dp_net* net = make_net(dtype, loss, 21);
+    dp_net *from_file = NULL, *from_buf = NULL, *again = NULL;
+    const size_t batch = 9;
+    void* x = random_values(dtype, batch * 3);
+    void* y = random_values(dtype, batch * 3);
+    int64_t classes[9] = {0, 1, 2, 2, 1, 0, 0, 1, 2};
+    const dp_target kind = loss == DP_LOSS_CROSS_ENTROPY ? DP_TARGET_CLASSES : DP_TARGET_VALUES;
+    const void* target = kind == DP_TARGET_CLASSES ? (const void*)classes : y;
+    dp_sgd sgd = dp_sgd_default();
+    size_t bytes, need = 0, i;
+    unsigned char* buf;
+    if (!net) goto done;
+    for (i = 0; i < batch * 3; ++i) set_value(y, dtype, i, 0.5 + 0.4 * get_value(y, dtype, i));
+    sgd.lr = 0.05;
+    sgd.momentum = 0.9;
+    /* train a little so that the velocity and the generator have moved */
+    for (i = 0; i < 3; ++i)
+        CHECK_OK(dp_net_train_epoch(net, x, batch, kind, target, 4, &sgd, 1, NULL, NULL, NULL));
+    bytes = dp_net_num_params(net) * elem_size(dtype);
+
+    CHECK_OK(dp_net_save(net, "test_c_api_model.dpm", DP_SAVE_OPTIMIZER));
+    CHECK_OK(dp_net_save(net, "test_c_api_model.dpm", DP_SAVE_OPTIMIZER)); /* over an existing file */
+    CHECK_OK(dp_net_load(&from_file, "test_c_api_model.dpm"));
+    CHECK_OK(dp_net_save_buffer(net, DP_SAVE_OPTIMIZER, NULL, 0, &need));
+    CHECK(file_size("test_c_api_model.dpm") == (long)need);
+    buf = (unsigned char*)malloc(need);
+    CHECK_OK(dp_net_save_buffer(net, DP_SAVE_OPTIMIZER, buf, need, &need));
+    CHECK_OK(dp_net_load_buffer(&from_buf, buf, need));
+    if (from_file && from_buf) {
+        CHECK(dp_net_dtype(from_file) == dtype && dp_net_loss_kind(from_file) == loss);
+        CHECK(dp_net_num_layers(from_file) == 2 && dp_net_size(from_file, 2) == dp_net_size(net, 2));
+        CHECK(dp_net_activation(from_file, 0) == DP_TANH);
+        CHECK(memcmp(dp_net_params(from_file), dp_net_params(net), bytes) == 0);
+        CHECK(memcmp(dp_net_velocity(from_file), dp_net_velocity(net), bytes) == 0);
+        CHECK(memcmp(dp_net_params(from_buf), dp_net_params(net), bytes) == 0);
+        CHECK(same_predictions(net, from_file, x, batch));
+        CHECK(same_predictions(net, from_buf, x, batch));
+        /* with optimizer and generator state, training continues identically (shuffled) */
+        CHECK_OK(dp_net_train_epoch(net, x, batch, kind, target, 4, &sgd, 1, NULL, NULL, NULL));
+        CHECK_OK(dp_net_train_epoch(from_file, x, batch, kind, target, 4, &sgd, 1, NULL, NULL, NULL));
+        CHECK(memcmp(dp_net_params(from_file), dp_net_params(net), bytes) == 0);
+    }
+    /* without the optimizer: same predictions, smaller file, zero velocity */
+    {
+        size_t small = 0;
+        CHECK_OK(dp_net_save_buffer(net, 0, NULL, 0, &small));
+        CHECK(small + bytes + 32 == need);
+        CHECK_OK(dp_net_save(net, "test_c_api_model.dpm", 0));
+        CHECK_OK(dp_net_load(&again, "test_c_api_model.dpm"));
+        if (again) {
+            unsigned char* zero = (unsigned char*)calloc(bytes, 1);
+            CHECK(same_predictions(net, again, x, batch));
+            CHECK(memcmp(dp_net_velocity(again), zero, bytes) == 0);
+            free(zero);
+        }
+    }
+    remove("test_c_api_model.dpm");
+    free(buf);
+done:
+    dp_net_destroy(net);
+    dp_net_destroy(from_file);
+    dp_net_destroy(from_buf);
+    dp_net_destroy(again);
+    free(x);
+    free(y);
+}
+
+static void test_save_load(void) {
+    save_load_round_trip(DP_FLOAT32, DP_LOSS_MSE);
+    save_load_round_trip(DP_FLOAT64, DP_LOSS_MSE);
+    save_load_round_trip(DP_FLOAT32, DP_LOSS_CROSS_ENTROPY);
+    save_load_round_trip(DP_FLOAT64, DP_LOSS_BINARY_CROSS_ENTROPY);
+}
+
+static void test_clone(void) {
+    dp_net* net = make_net(DP_FLOAT32, DP_LOSS_MSE, 31);
+    dp_net* copy = NULL;
+    void* x = random_values(DP_FLOAT32, 5 * 3);
+    void* y = random_values(DP_FLOAT32, 5 * 2);
+    dp_sgd sgd = dp_sgd_default();
+    size_t bytes;
+    unsigned char* before;
+    if (!net) return;
+    bytes = dp_net_num_params(net) * 4;
+    CHECK_OK(dp_net_clone(net, &copy));
+    if (!copy) goto done;
+    before = copy_bytes(dp_net_params(net), bytes);
+    CHECK(same_predictions(net, copy, x, 5));
+    CHECK_OK(dp_net_train_epoch(copy, x, 5, DP_TARGET_VALUES, y, 2, &sgd, 1, NULL, NULL, NULL));
+    CHECK(memcmp(before, dp_net_params(net), bytes) == 0);
+    CHECK(memcmp(before, dp_net_params(copy), bytes) != 0);
+    free(before);
+done:
+    dp_net_destroy(copy);
+    dp_net_destroy(net);
+    free(x);
+    free(y);
+}
+
+static void test_workspace_and_output_grad(void) {
+    dp_net* net = make_net(DP_FLOAT64, DP_LOSS_MSE, 41);
+    dp_net* twin = NULL;
+    const size_t batch = 6;
+    void* x = random_values(DP_FLOAT64, batch * 3);
+    void* y = random_values(DP_FLOAT64, batch * 2);
+    double out[12], dc_da[12], loss = 0.0;
+    const void *z = NULL, *a = NULL;
+    size_t wb = 0, i, bytes;
+    if (!net) return;
+    CHECK_OK(dp_net_clone(net, &twin));
+    CHECK_OK(dp_net_forward(net, x, batch, out));
+    CHECK_OK(dp_net_workspace(net, 1, &z, &a, NULL, &wb));
+    CHECK(wb == batch && a != NULL);
+    if (a) CHECK(memcmp(a, out, sizeof out) == 0);
+    /* mse: dC0/da = 2 (a - y); backward from it equals backward from the targets */
+    for (i = 0; i < batch * 2; ++i) dc_da[i] = 2.0 * (out[i] - ((double*)y)[i]);
+    CHECK_OK(dp_net_backward_output_grad(net, dc_da, batch, 0));
+    CHECK_OK(dp_net_backward(twin, x, batch, DP_TARGET_VALUES, y, 0.0, 0, &loss));
+    bytes = dp_net_num_params(net) * 8;
+    if (twin) {
+        const double* g1 = (const double*)dp_net_grads(net);
+        const double* g2 = (const double*)dp_net_grads(twin);
+        double worst = 0.0;
+        for (i = 0; i < bytes / 8; ++i) {
+            const double d = fabs(g1[i] - g2[i]);
+            if (d > worst) worst = d;
+        }
+        CHECK(worst < 1e-12);
+    }
+    dp_net_destroy(twin);
+    dp_net_destroy(net);
+    free(x);
+    free(y);
+}
+
+static void test_xor(void) {
+    size_t sizes[3] = {2, 8, 1};
+    dp_activation acts[2] = {DP_TANH, DP_SIGMOID};
+    float x[8] = {0, 0, 0, 1, 1, 0, 1, 1}, y[4] = {0, 1, 1, 0}, out[4];
+    dp_net* net = NULL;
+    dp_sgd sgd = dp_sgd_default();
+    double loss = 1.0;
+    int e, i, correct = 0;
+    sgd.lr = 0.5;
+    CHECK_OK(dp_net_create(&net, 3, sizes, acts, NULL, DP_LOSS_BINARY_CROSS_ENTROPY, DP_FLOAT32,
+                           DP_INIT_GLOROT_UNIFORM, 42));
+    if (!net) return;
+    for (e = 0; e < 3000; ++e)
+        CHECK_OK(dp_net_train_epoch(net, x, 4, DP_TARGET_VALUES, y, 4, &sgd, 0, NULL, NULL, &loss));
+    CHECK_OK(dp_net_predict(net, x, 4, out));
+    for (i = 0; i < 4; ++i) correct += (out[i] > 0.5f) == (y[i] > 0.5f);
+    printf("  xor: loss %.5f, outputs %.3f %.3f %.3f %.3f\n", loss, out[0], out[1], out[2], out[3]);
+    CHECK(correct == 4);
+    CHECK(loss < 0.1);
+    dp_net_destroy(net);
+}
+
+/* Train one net per thread count; the parameters must be bitwise identical. */
+static unsigned char* train_with_threads(int threads, dp_dtype dtype, size_t* bytes) {
+    size_t sizes[4] = {48, 96, 64, 10};
+    dp_activation acts[3] = {DP_RELU, DP_TANH, DP_SOFTMAX};
+    const size_t n = 300;
+    dp_net* net = NULL;
+    void* x;
+    int64_t* y = (int64_t*)malloc(n * sizeof(int64_t));
+    dp_sgd sgd = dp_sgd_default();
+    unsigned char* result = NULL;
+    size_t i;
+    int e;
+    g_rng = 777;
+    x = random_values(dtype, n * 48);
+    for (i = 0; i < n; ++i) y[i] = (int64_t)(i * 7 % 10);
+    sgd.lr = 0.05;
+    sgd.momentum = 0.9;
+    sgd.nesterov = 1;
+    sgd.weight_decay = 1e-4;
+    sgd.l2 = 0.01;
+    CHECK_OK(dp_set_num_threads(threads));
+    CHECK(dp_get_num_threads() == threads);
+    CHECK_OK(dp_net_create(&net, 4, sizes, acts, NULL, DP_LOSS_CROSS_ENTROPY, dtype, DP_INIT_HE_UNIFORM, 5));
+    if (net) {
+        for (e = 0; e < 3; ++e)
+            CHECK_OK(dp_net_train_epoch(net, x, n, DP_TARGET_CLASSES, y, 64, &sgd, 1, NULL, NULL, NULL));
+        *bytes = dp_net_num_params(net) * elem_size(dtype);
+        result = copy_bytes(dp_net_params(net), *bytes);
+    }
+    dp_net_destroy(net);
+    free(x);
+    free(y);
+    return result;
+}
+
+static void test_threads_deterministic(void) {
+    dp_dtype dtype;
+    for (dtype = DP_FLOAT32; dtype <= DP_FLOAT64; dtype = (dp_dtype)(dtype + 1)) {
+        size_t b1 = 0, b2 = 0;
+        unsigned char* one = train_with_threads(1, dtype, &b1);
+        unsigned char* two = train_with_threads(2, dtype, &b2);
+        CHECK(one && two && b1 == b2);
+        if (one && two && b1 == b2) CHECK(memcmp(one, two, b1) == 0);
+        free(one);
+        free(two);
+    }
+    CHECK_OK(dp_set_num_threads(0));
+    CHECK(dp_get_num_threads() >= 1);
+}
+
+int main(void) {
+    run("library: version, statuses, defaults", test_library);
+    run("create and architecture getters", test_create_and_architecture);
+    run("create: invalid arguments", test_create_errors);
+    run("compute: invalid arguments (float32)", test_errors_float32);
+    run("compute: invalid arguments (float64)", test_errors_float64);
+    run("io and format errors", test_io_and_format_errors);
+    run("cancel callback interrupts, keeps completed steps", test_cancel);
+    run("kernel levels", test_kernel_levels);
+    run("save/load round trips (file and buffer)", test_save_load);
+    run("clone is deep", test_clone);
+    run("workspace and backward from dC/da", test_workspace_and_output_grad);
+    run("xor 2-8-1 reaches 100%", test_xor);
+    run("bitwise identical with 1 and 2 threads", test_threads_deterministic);
+    printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
