@@ -12,6 +12,10 @@
 #include "src/model_file.hpp"
 #include "src/network.hpp"
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "deltaprop's model file code assumes a little-endian host (parameters are copied as stored)"
+#endif
+
 struct dp_net {
     std::unique_ptr<deltaprop::detail::NetBase> impl;
 };
@@ -63,6 +67,22 @@ const deltaprop::detail::NetBase& get(const dp_net* net) {
 }
 void need(const void* p, const char* name) {
     if (!p) fail(DP_ERR_INVALID_ARGUMENT, std::string(name) + " is NULL");
+}
+
+// An enum from C may hold any int; reading it as the C++ enum type is undefined outside the
+// enumerators' range, so it is read as an int, range-checked, and only then converted.
+template <class E>
+E checked_enum(const E& value, int lo, int hi, const char* name) {
+    static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+    int v = 0;
+    std::memcpy(&v, &value, sizeof v);
+    if (v < lo || v > hi)
+        fail(DP_ERR_INVALID_ARGUMENT, std::string(name) + ": unknown value " + std::to_string(v) +
+                                          " (expected " + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    return static_cast<E>(v);
+}
+dp_target target_kind(const dp_target& kind) {
+    return checked_enum(kind, DP_TARGET_VALUES, DP_TARGET_CLASSES, "kind");
 }
 
 std::size_t elem_size(dp_dtype d) { return d == DP_FLOAT64 ? 8 : 4; }
@@ -160,15 +180,14 @@ dp_status dp_set_num_threads(int n) {
 
 int dp_get_num_threads(void) { return deltaprop::kernels::num_threads(); }
 
-dp_status dp_set_kernel_level(dp_kernel_level level) {
+dp_status dp_set_kernel_level(dp_kernel_level level_in) {
     return guard([&] {
+        const dp_kernel_level level = checked_enum(level_in, DP_KERNEL_AUTO, DP_KERNEL_AVX512, "level");
         using deltaprop::kernels::Level;
         if (level == DP_KERNEL_AUTO) {
             deltaprop::kernels::set_level(deltaprop::kernels::best_level());
             return;
         }
-        if (level < DP_KERNEL_PORTABLE || level > DP_KERNEL_AVX512)
-            fail(DP_ERR_INVALID_ARGUMENT, "level: unknown kernel level " + std::to_string(int(level)));
         if (!deltaprop::kernels::set_level(static_cast<Level>(level)))
             fail(DP_ERR_UNSUPPORTED, std::string("level: this CPU does not support the ") +
                                          (level == DP_KERNEL_AVX512 ? "avx512" : "avx2") + " kernels");
@@ -191,13 +210,16 @@ dp_status dp_net_create(dp_net** out, size_t n_sizes, const size_t* sizes,
         need(activations, "activations");
         if (n_sizes > 1025) fail(DP_ERR_INVALID_ARGUMENT, "n_sizes: at most 1025 layer sizes");
         Arch arch;
-        arch.dtype = dtype;
+        arch.dtype = checked_enum(dtype, DP_FLOAT32, DP_FLOAT64, "dtype");
         arch.sizes.assign(sizes, sizes + n_sizes);
-        arch.activations.assign(activations, activations + n_sizes - 1);
+        for (size_t l = 0; l + 1 < n_sizes; ++l) {
+            const std::string name = "activations[" + std::to_string(l) + "]";
+            arch.activations.push_back(checked_enum(activations[l], DP_IDENTITY, DP_SOFTMAX, name.c_str()));
+        }
         arch.slopes.assign(n_sizes - 1, 0.01);
         if (slopes) arch.slopes.assign(slopes, slopes + n_sizes - 1);
-        arch.loss = loss;
-        arch.init = init;
+        arch.loss = checked_enum(loss, DP_LOSS_MSE, DP_LOSS_CROSS_ENTROPY, "loss");
+        arch.init = checked_enum(init, DP_INIT_GLOROT_UNIFORM, DP_INIT_HE_NORMAL, "init");
         auto net = std::make_unique<dp_net>();
         net->impl = deltaprop::detail::make_net(arch, seed);
         *out = net.release();
@@ -220,7 +242,9 @@ dp_status dp_net_reserve(dp_net* net, size_t max_batch) {
 }
 
 dp_status dp_net_init(dp_net* net, dp_init init, uint64_t seed) {
-    return guard([&] { get(net).initialize(init, seed); });
+    return guard([&] {
+        get(net).initialize(checked_enum(init, DP_INIT_GLOROT_UNIFORM, DP_INIT_HE_NORMAL, "init"), seed);
+    });
 }
 
 dp_status dp_net_seed(dp_net* net, uint64_t seed) {
@@ -272,14 +296,14 @@ dp_status dp_net_loss(const dp_net* net, const void* x, size_t batch, dp_target 
                       double l2, double* loss) {
     return guard([&] {
         need(loss, "loss");
-        *loss = get(net).loss(x, batch, kind, y, l2);
+        *loss = get(net).loss(x, batch, target_kind(kind), y, l2);
     });
 }
 
 dp_status dp_net_backward(dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
                           double l2, int accumulate, double* loss) {
     return guard([&] {
-        const double c = get(net).backward(x, batch, kind, y, l2, accumulate != 0);
+        const double c = get(net).backward(x, batch, target_kind(kind), y, l2, accumulate != 0);
         if (loss) *loss = c;
     });
 }
@@ -303,7 +327,7 @@ dp_status dp_net_train_epoch(dp_net* net, const void* x, size_t n, dp_target kin
     const dp_status s = guard([&] {
         auto& impl = get(net);
         need(sgd, "sgd");
-        result = impl.train_epoch(x, n, kind, y, batch_size, *sgd, shuffle != 0, cancel, user, mean_loss);
+        result = impl.train_epoch(x, n, target_kind(kind), y, batch_size, *sgd, shuffle != 0, cancel, user, mean_loss);
         if (result == DP_ERR_INTERRUPTED) set_error(result, "training interrupted by the cancel callback");
     });
     return s != DP_OK ? s : result;

@@ -46,8 +46,10 @@ constexpr std::uint32_t kLossBce = 1, kLossCe = 2;
 constexpr std::uint32_t kActSigmoid = 1, kActSoftmax = 5;
 
 // ---- CRC-32 (ISO-HDLC / zlib / PNG): reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF ----
+// Slicing by 8: t[0] is the bytewise table, t[k][i] = CRC of byte i followed by k zero bytes, so eight
+// input bytes are folded with eight lookups.
 struct Crc32Table {
-    std::uint32_t t[256];
+    std::uint32_t t[8][256];
 };
 
 constexpr Crc32Table make_crc32_table() {
@@ -55,8 +57,13 @@ constexpr Crc32Table make_crc32_table() {
     for (std::uint32_t i = 0; i < 256; ++i) {
         std::uint32_t c = i;
         for (int k = 0; k < 8; ++k) c = (c & 1u) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);
-        table.t[i] = c;
+        table.t[0][i] = c;
     }
+    for (int k = 1; k < 8; ++k)
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            const std::uint32_t prev = table.t[k - 1][i];
+            table.t[k][i] = (prev >> 8) ^ table.t[0][prev & 0xFFu];
+        }
     return table;
 }
 
@@ -148,8 +155,17 @@ const char* activation_name(std::uint32_t a) {
 }  // namespace
 
 std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
+    const auto& t = kCrcTable.t;
     std::uint32_t c = 0xFFFFFFFFu;
-    for (std::size_t i = 0; i < size; ++i) c = kCrcTable.t[(c ^ data[i]) & 0xFFu] ^ (c >> 8);
+    std::size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        const std::uint8_t* d = data + i;
+        const std::uint32_t lo = c ^ (std::uint32_t{d[0]} | std::uint32_t{d[1]} << 8 |
+                                      std::uint32_t{d[2]} << 16 | std::uint32_t{d[3]} << 24);
+        c = t[7][lo & 0xFFu] ^ t[6][(lo >> 8) & 0xFFu] ^ t[5][(lo >> 16) & 0xFFu] ^ t[4][lo >> 24] ^
+            t[3][d[4]] ^ t[2][d[5]] ^ t[1][d[6]] ^ t[0][d[7]];
+    }
+    for (; i < size; ++i) c = t[0][(c ^ data[i]) & 0xFFu] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
 

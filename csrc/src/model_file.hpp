@@ -31,7 +31,8 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t size);
 // Throws std::invalid_argument if that overflows 64 bits.
 std::uint64_t count_params(const std::vector<std::uint64_t>& sizes);
 
-// Serialise; the record must be consistent (params.size() == count_params * element size).
+// Serialise; the record must be consistent (params.size() == count_params * element size, velocity
+// likewise when has_optimizer), else std::invalid_argument.
 std::vector<std::uint8_t> encode_model(const ModelRecord& rec);
 
 // Parse and check everything (magic, version, byte order, sizes against the length and sane limits
@@ -39,8 +40,9 @@ std::vector<std::uint8_t> encode_model(const ModelRecord& rec);
 // message saying what is wrong ("model file truncated: ...", "checksum mismatch", ...).
 ModelRecord decode_model(const std::uint8_t* data, std::size_t size);
 
-// Write bytes to path atomically (temp file in the same directory, fsync, rename, fsync dir).
-// Throws std::system_error (or std::runtime_error) with the path in the message on failure.
+// Write bytes to path atomically: path + ".tmp-<pid>-<counter>" (created exclusively), fsync, rename
+// over path, fsync the directory. On failure the temp file is removed, the old file is left as it was,
+// and std::system_error is thrown with the path in the message.
 void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& bytes);
 // Read a whole file; throws std::system_error on I/O failure, std::invalid_argument if larger than
 // max_bytes.
