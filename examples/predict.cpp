@@ -19,8 +19,7 @@ namespace {
 
 template <typename T> T parse_number(const std::string& token);
 template <> float parse_number<float>(const std::string& token) {
-    char* end = nullptr;
-    errno = 0;
+    char* end = nullptr;  // subnormal input is accepted (ERANGE), overflow is not (inf)
     float v = std::strtof(token.c_str(), &end);
     if (end == token.c_str() || *end != '\0' || !std::isfinite(v))
         throw std::invalid_argument("input: not a finite float32 number: '" + token + "'");
@@ -28,7 +27,6 @@ template <> float parse_number<float>(const std::string& token) {
 }
 template <> double parse_number<double>(const std::string& token) {
     char* end = nullptr;
-    errno = 0;
     double v = std::strtod(token.c_str(), &end);
     if (end == token.c_str() || *end != '\0' || !std::isfinite(v))
         throw std::invalid_argument("input: not a finite float64 number: '" + token + "'");

@@ -144,8 +144,11 @@ extern "C" {
 
 const char* dp_version(void) { return "0.1.0"; }
 
-const char* dp_status_string(dp_status status) {
-    switch (status) {
+const char* dp_status_string(dp_status status_in) {
+    int raw = 0;
+    std::memcpy(&raw, &status_in, sizeof raw);
+    if (raw < DP_OK || raw > DP_ERR_INTERNAL) return "unknown status";
+    switch (static_cast<dp_status>(raw)) {
         case DP_OK: return "ok";
         case DP_ERR_INVALID_ARGUMENT: return "invalid argument";
         case DP_ERR_OUT_OF_MEMORY: return "out of memory";
