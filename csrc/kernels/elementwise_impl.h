@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+// The elementwise kernels, compiled once per ISA level: the including file defines DP_ISA_NS (the
+// namespace) and provides exp_inplace<T>(T* x, size_t n) (x[i] = exp(x[i])) in that namespace.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/elementwise.h"
+
+namespace deltaprop::kernels::DP_ISA_NS {
+
+template <class T>
+void sigmoid_rows(const T* z, T* a, std::size_t n) {
+    // a = 1 / (1 + exp(-z)); exp(-z) saturates to inf for z << 0, giving a = 0.
+    for (std::size_t i = 0; i < n; ++i) a[i] = -z[i];
+    exp_inplace(a, n);
+    for (std::size_t i = 0; i < n; ++i) a[i] = T(1) / (T(1) + a[i]);
+}
+
+template <class T>
+void softmax_rows(T* a, std::size_t rows, std::size_t cols) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        T* row = a + r * cols;
+        const T m = *std::max_element(row, row + cols);
+        // a[c] = exp(z[c] - max) / sum_k exp(z[k] - max)
+        for (std::size_t c = 0; c < cols; ++c) row[c] -= m;
+        exp_inplace(row, cols);
+        T s = 0;
+        for (std::size_t c = 0; c < cols; ++c) s += row[c];
+        const T inv = T(1) / s;
+        for (std::size_t c = 0; c < cols; ++c) row[c] *= inv;
+    }
+}
+
+template <class T>
+void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        T* zr = z + r * cols;
+        T* ar = a + r * cols;
+        for (std::size_t c = 0; c < cols; ++c) zr[c] += b[c];
+        switch (act) {
+            case Act::identity:
+            case Act::softmax:
+                if (ar != zr) std::copy(zr, zr + cols, ar);
+                break;
+            case Act::sigmoid:
+                sigmoid_rows(zr, ar, cols);
+                break;
+            case Act::tanh:
+                for (std::size_t c = 0; c < cols; ++c) ar[c] = std::tanh(zr[c]);
+                break;
+            case Act::relu:
+                for (std::size_t c = 0; c < cols; ++c) ar[c] = zr[c] > T(0) ? zr[c] : T(0);
+                break;
+            case Act::leaky_relu:
+                for (std::size_t c = 0; c < cols; ++c) ar[c] = zr[c] > T(0) ? zr[c] : slope * zr[c];
+                break;
+        }
+    }
+    if (act == Act::softmax) softmax_rows(a, rows, cols);
+}
+
+template <class T>
+void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
+                         std::size_t cols) {
+    const std::size_t n = rows * cols;
+    switch (act) {
+        case Act::identity:
+        case Act::softmax:
+            break;
+        case Act::sigmoid:  // g' = a (1 - a)
+            for (std::size_t i = 0; i < n; ++i) delta[i] *= a[i] * (T(1) - a[i]);
+            break;
+        case Act::tanh:  // g' = 1 - a^2
+            for (std::size_t i = 0; i < n; ++i) delta[i] *= T(1) - a[i] * a[i];
+            break;
+        case Act::relu:  // g' = [z > 0]
+            for (std::size_t i = 0; i < n; ++i) delta[i] = z[i] > T(0) ? delta[i] : T(0);
+            break;
+        case Act::leaky_relu:
+            for (std::size_t i = 0; i < n; ++i) delta[i] = z[i] > T(0) ? delta[i] : slope * delta[i];
+            break;
+    }
+}
+
+template <class T>
+void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* ar = a + r * cols;
+        T* dr = delta + r * cols;
+        T dot = 0;
+        for (std::size_t c = 0; c < cols; ++c) dot += dr[c] * ar[c];
+        // delta[c] = a[c] * (g[c] - sum_k g[k] a[k])
+        for (std::size_t c = 0; c < cols; ++c) dr[c] = ar[c] * (dr[c] - dot);
+    }
+}
+
+template <class T>
+void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bool accumulate, T* db) {
+    // Each column summed over rows in order (vectorised across columns), then scaled.
+    constexpr std::size_t kChunk = 256;
+    T s[kChunk];
+    for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
+        const std::size_t nc = std::min(kChunk, cols - c0);
+        for (std::size_t c = 0; c < nc; ++c) s[c] = T(0);
+        for (std::size_t r = 0; r < rows; ++r) {
+            const T* d = delta + r * cols + c0;
+            for (std::size_t c = 0; c < nc; ++c) s[c] += d[c];
+        }
+        T* out = db + c0;
+        if (accumulate)
+            for (std::size_t c = 0; c < nc; ++c) out[c] += alpha * s[c];
+        else
+            for (std::size_t c = 0; c < nc; ++c) out[c] = alpha * s[c];
+    }
+}
+
+template <class T>
+void axpy(std::size_t n, T coef, const T* x, T* y) {
+    for (std::size_t i = 0; i < n; ++i) y[i] += coef * x[i];
+}
+
+template <class T>
+void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, const T* grad, T* w,
+              T* v) {
+    if (momentum == T(0) && weight_decay == T(0)) {
+        for (std::size_t i = 0; i < n; ++i) w[i] -= lr * grad[i];  // w -= lr g
+    } else if (momentum == T(0)) {
+        for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (grad[i] + weight_decay * w[i]);
+    } else if (nesterov) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const T g = grad[i] + weight_decay * w[i];
+            v[i] = momentum * v[i] + g;
+            w[i] -= lr * (g + momentum * v[i]);
+        }
+    } else {
+        for (std::size_t i = 0; i < n; ++i) {
+            const T g = grad[i] + weight_decay * w[i];
+            v[i] = momentum * v[i] + g;
+            w[i] -= lr * v[i];
+        }
+    }
+}
+
+#define DP_ELEMENTWISE_INSTANTIATE(T)                                                               \
+    template void bias_activation<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t);           \
+    template void mul_activation_grad<T>(Act, T, const T*, const T*, T*, std::size_t, std::size_t); \
+    template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
+    template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
+    template void axpy<T>(std::size_t, T, const T*, T*);                                            \
+    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);
+DP_ELEMENTWISE_INSTANTIATE(float)
+DP_ELEMENTWISE_INSTANTIATE(double)
+#undef DP_ELEMENTWISE_INSTANTIATE
+
+}  // namespace deltaprop::kernels::DP_ISA_NS

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// The AVX2 elementwise kernels against the portable ones (std::exp), on odd sizes, both dtypes.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "kernels/elementwise_isa.h"
+
+namespace k = deltaprop::kernels;
+
+static int passed = 0, failed = 0;
+
+static void expect(bool ok, const char* what, std::size_t rows, std::size_t cols, double err) {
+    if (ok) {
+        ++passed;
+    } else {
+        ++failed;
+        std::printf("FAIL %s rows=%zu cols=%zu max_rel_err=%g\n", what, rows, cols, err);
+    }
+}
+
+static double max_rel(const double* a, const double* b, std::size_t n) {
+    double m = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double d = std::fabs(a[i] - b[i]) / std::fmax(std::fabs(b[i]), 1e-30);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+template <class T>
+static void check_all(double tol) {
+#if defined(DP_X86)
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        std::printf("avx2 not supported: skipped\n");
+        return;
+    }
+    const std::size_t shapes[][2] = {{1, 1}, {1, 7}, {3, 17}, {2, 33}, {5, 65}, {1, 257}, {7, 1000}};
+    unsigned state = 12345u;
+    auto rnd = [&] {
+        state = state * 1664525u + 1013904223u;
+        return (double(state >> 8) / double(1u << 24)) * 2.0 - 1.0;
+    };
+    for (auto& s : shapes) {
+        const std::size_t rows = s[0], cols = s[1], n = rows * cols;
+        std::vector<T> b(cols), z0(n), d0(n);
+        for (auto& v : b) v = T(rnd());
+        for (std::size_t i = 0; i < n; ++i) {
+            z0[i] = T(rnd() * 30.0);  // reaches deep into both tails of sigmoid
+            d0[i] = T(rnd());
+        }
+        for (int act = 0; act <= 5; ++act) {
+            std::vector<T> z1 = z0, z2 = z0, a1(n), a2(n);
+            k::portable::bias_activation<T>(k::Act(act), T(0.1), b.data(), z1.data(), a1.data(), rows, cols);
+            k::avx2::bias_activation<T>(k::Act(act), T(0.1), b.data(), z2.data(), a2.data(), rows, cols);
+            std::vector<double> x1(a1.begin(), a1.end()), x2(a2.begin(), a2.end());
+            const double e = max_rel(x2.data(), x1.data(), n);
+            expect(e <= tol, "bias_activation", rows, cols, e);
+            if (act != 5) {
+                std::vector<T> g1 = d0, g2 = d0;
+                k::portable::mul_activation_grad<T>(k::Act(act), T(0.1), z1.data(), a1.data(), g1.data(), rows, cols);
+                k::avx2::mul_activation_grad<T>(k::Act(act), T(0.1), z1.data(), a1.data(), g2.data(), rows, cols);
+                std::vector<double> y1(g1.begin(), g1.end()), y2(g2.begin(), g2.end());
+                const double eg = max_rel(y2.data(), y1.data(), n);
+                expect(eg == 0.0, "mul_activation_grad", rows, cols, eg);
+            }
+        }
+        std::vector<T> db1(cols, T(1)), db2(cols, T(1));
+        k::portable::column_sums<T>(d0.data(), rows, cols, T(0.5), true, db1.data());
+        k::avx2::column_sums<T>(d0.data(), rows, cols, T(0.5), true, db2.data());
+        bool same = true;
+        for (std::size_t c = 0; c < cols; ++c) same = same && db1[c] == db2[c];
+        expect(same, "column_sums", rows, cols, 0);
+        std::vector<T> w1 = z0, w2 = z0, v1 = d0, v2 = d0;
+        k::portable::sgd_step<T>(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w1.data(), v1.data());
+        k::avx2::sgd_step<T>(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w2.data(), v2.data());
+        same = true;
+        for (std::size_t i = 0; i < n; ++i) same = same && w1[i] == w2[i] && v1[i] == v2[i];
+        expect(same, "sgd_step", rows, cols, 0);
+    }
+#else
+    (void)tol;
+    std::printf("not x86: nothing to compare\n");
+#endif
+}
+
+int main() {
+    check_all<float>(4e-7);
+    check_all<double>(4e-16);
+    std::printf("elementwise: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
