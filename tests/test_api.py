@@ -349,8 +349,8 @@ def test_kernel_levels_agree(level):
     try:
         try:
             dp.set_kernel_level(level)
-        except (ValueError, RuntimeError):
-            pytest.skip(f"{level} kernels not available on this machine")
+        except (ValueError, RuntimeError) as exc:
+            pytest.skip(f"{level} kernels unavailable here: {exc}")
         assert_close(net.backward(X, y, l2=0.1), cost, "float64")
         assert_close(net.grad, RefNet.flatten(grads), "float64")
     finally:

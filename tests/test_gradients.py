@@ -8,7 +8,7 @@ import pytest
 import deltaprop as dp
 from helpers import (DTYPES, HIDDEN, LOSS_OUTPUTS, assert_close, away_from_kinks, build,
                      layer_offsets, make_targets)
-from reference import RefNet, relative_error, targets
+from reference import RefNet, targets
 
 SIZES = ([3, 1, 5, 2], [7, 13, 1], [5, 4], [33, 65, 17])
 SLOPE = 0.05
@@ -114,37 +114,37 @@ def test_per_layer_activation_list_and_slopes(dtype):
 
 # --- gradient_check ------------------------------------------------------------------------------
 
-GC_OUTPUTS = LOSS_OUTPUTS
-GC_EPS = 2e-5  # central differences: truncation ~eps^2, rounding ~1e-16/eps; 2e-5 balances them
-
-
 def _well_conditioned_case(sizes, hidden, output, loss, batch, l2):
-    """A deterministic float64 net + data on which the *reference's* own central differences
-    (same eps, same relative-error metric) are accurate to < 2e-8 with a non-trivial gradient.
+    """A deterministic float64 net + data on which float64 central differences are accurate.
 
-    Tries data seeds in a fixed order: the chosen case is the same on every run.
+    Rounding in the finite differences is ~1e-16 * (size of the intermediates) / eps, while the
+    documented metric's floor is 1e-3 * max|n|: so the gradient must not be small, and the cost not
+    large next to it. Targets are chosen away from the prediction (mse: prediction + noise; bce, ce:
+    the wrong label), and data seeds are tried in a fixed order until, on the *reference* network,
+    max|g| >= 0.1 and cost / max|g| < 10. No relu/leaky_relu z lies within 0.05 of its kink.
     """
     for seed in range(20):
         rng = np.random.default_rng(1000 + seed)
         net = build(dp, sizes, hidden, output, loss, "float64", seed=seed, slope=SLOPE)
-        X = 0.5 * rng.normal(size=(batch, sizes[0]))
+        X = rng.normal(size=(batch, sizes[0]))
         ref = away_from_kinks(net, X, margin=0.05, slope=SLOPE)
-        Y = make_targets(rng, loss, batch, sizes[-1], "onehot")
+        a = ref.predict(X)
         if loss == "mse":
-            Y = 2.0 * Y
-        _, grads, *_ = ref.backward(X, Y, l2)
-        g = RefNet.flatten(grads)
-        if np.abs(g).max() < 0.05:
-            continue
-        n = ref.numerical_gradient(X, Y, eps=GC_EPS, l2=l2)
-        if relative_error(g, n).max() < 2e-8:
+            Y = a + 0.5 * rng.normal(size=a.shape)
+        elif loss == "binary_cross_entropy":
+            Y = (a < 0.5).astype(np.float64)
+        else:
+            Y = a.argmin(axis=1)
+        cost, grads, *_ = ref.backward(X, Y, l2)
+        g_max = np.abs(RefNet.flatten(grads)).max()
+        if g_max >= 0.1 and cost / g_max < 10:
             return net, X, Y
-    pytest.fail("no well-conditioned case found for the reference itself")
+    pytest.fail("no well-conditioned case found")
 
 
 def _gc_combos():
     for hidden in HIDDEN:
-        for loss, output in GC_OUTPUTS:
+        for loss, output in LOSS_OUTPUTS:
             for sizes in ([3, 1, 5, 2], [4, 6, 3], [7, 13, 1]):
                 if output == "softmax" and sizes[-1] == 1:
                     continue
@@ -160,8 +160,8 @@ def test_gradient_check_float64(hidden, loss, output, sizes):
         before = (net.params.copy(), net.grad.copy(), net.velocity.copy())
         net.backward(X, Y, l2=l2)
         grad_before = net.grad.copy()
-        assert np.abs(net.grad).max() > 0.05, "gradient is trivially small"
-        gc = net.gradient_check(X, Y, eps=GC_EPS, l2=l2)
+        assert np.abs(net.grad).max() >= 0.1, "gradient is trivially small"
+        gc = net.gradient_check(X, Y, l2=l2)
         assert gc.max_error < 1e-7, (batch, l2, gc)
         assert len(gc.layer_errors) == L
         assert max(gc.layer_errors) == pytest.approx(gc.max_error)
@@ -268,8 +268,6 @@ def test_accumulate_adds(dtype):
     net.backward(X1, Y1, l2=0.2)
     net.backward(X2, Y2, l2=0.2, accumulate=True)
     assert_close(net.grad, g1.astype(np.float64) + g2, dtype)
-    if np.dtype(dtype) == np.float64:
-        np.testing.assert_array_equal(net.grad, g1 + g2)
     # without accumulate it overwrites
     net.backward(X2, Y2, l2=0.2)
     np.testing.assert_array_equal(net.grad, g2)

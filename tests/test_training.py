@@ -177,7 +177,7 @@ def test_fit_seed_reproducible():
     a, b, c = net.copy(), net.copy(), net.copy()
     la = a.fit(X, Y, epochs=3, batch_size=8, lr=0.01, seed=7)
     lb = b.fit(X, Y, epochs=3, batch_size=8, lr=0.01, seed=7)
-    lc = c.fit(X, Y, epochs=3, batch_size=8, lr=0.01, seed=8)
+    c.fit(X, Y, epochs=3, batch_size=8, lr=0.01, seed=8)
     assert la == lb
     np.testing.assert_array_equal(a.params, b.params)
     assert not np.array_equal(a.params, c.params)
