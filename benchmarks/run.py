@@ -34,12 +34,12 @@ def workload_config(quick):
         "W1": dict(sizes=(784, 256, 128, 10), n=12_800 if quick else 60_000, batch=64, lr=0.05,
                    lat_calls=1_000 if quick else 5_000, tput_calls=5 if quick else 30, tput_batch=1024),
         # ng-ex4: 400-25-10 sigmoid, binary cross-entropy, L2 lambda = 1, full-batch GD, float64
-        "W2": dict(sizes=(400, 25, 10), n=5_000, iters=20 if quick else 100, lr=1.0, l2=1.0),
+        "W2": dict(sizes=(400, 25, 10), n=5_000, iters=10 if quick else 100, lr=1.0, l2=1.0),
         # wide: 1024-1024-1024-10 relu, softmax + cross-entropy, batch 256, float32
-        "W3": dict(sizes=(1024, 1024, 1024, 10), batches=10 if quick else 40, batch=256, lr=0.01),
+        "W3": dict(sizes=(1024, 1024, 1024, 10), batches=4 if quick else 40, batch=256, lr=0.01),
         # online-tiny: 64-32-10 sigmoid (hidden and output), mse, batch 1, float32
         "W4": dict(sizes=(64, 32, 10), n=20_000 if quick else 200_000,
-                   n_peer=2_000 if quick else 20_000, lr=0.1),
+                   n_peer=2_000 if quick else 10_000, lr=0.1),
         # float32 GEMM peak: numpy matmul, square
         "GEMM": dict(n=2048, calls=3 if quick else 10),
     }
@@ -241,7 +241,7 @@ class TorchPeer:
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def _full_batch(self, iters):
         F, model, opt = self.torch.nn.functional, self.model, self.opt
@@ -254,7 +254,7 @@ class TorchPeer:
             loss = loss + (l2 / (2 * n)) * sum((W * W).sum() for W in weights)
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def _online(self, n):
         model, opt, X, Y = self.model, self.opt, self.X, self.Y
@@ -264,7 +264,7 @@ class TorchPeer:
             loss = ((model(X[i:i + 1]) - Y[i:i + 1]) ** 2).sum()
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def run(self):
         torch, cfg = self.torch, self.cfg
@@ -341,7 +341,7 @@ class SklearnPeer:
         elif self.w == "W2":
             t0 = time.perf_counter()
             model.fit(X, Y)
-            out["iters_ps"] = model.n_iter_ / (time.perf_counter() - t0)
+            out["iters_ps"] = model.n_iter_ / (time.perf_counter() - t0)  # n_iter_ counts this fit's epochs
             out["loss"] = float(model.loss_)
         elif self.w == "W4":
             n = cfg["n_peer"]
@@ -396,7 +396,11 @@ def worker_main(peer, workload, threads, quick):
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "run":
-            send(impl.run())
+            t = os.times()
+            out = impl.run()
+            t2 = os.times()
+            out["cpu_s"] = (t2.user - t.user) + (t2.system - t.system)  # all threads of this worker
+            send(out)
         elif cmd == "quit":
             final = {"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
             for k in ("data_bytes", "net_bytes"):
@@ -460,6 +464,41 @@ class Worker:
         return final
 
 
+def machine_busy_seconds():
+    """Non-idle CPU time of the whole machine since boot (Linux /proc/stat), in seconds."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def own_cpu_seconds():
+    """CPU time of this process and its finished workers."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def cpu_description():
+    """'AMD EPYC (family 25 model 1), avx2 fma, no avx512f' from /proc/cpuinfo (Linux), else platform."""
+    import platform
+    try:
+        info = {}
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    info.setdefault(k.strip(), v.strip())
+        flags = set(info.get("flags", "").split())
+        isa = [x for x in ("avx512f", "avx2", "fma") if x in flags]
+        text = f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}), "
+        return text + " ".join(isa) + ("" if "avx512f" in flags else ", no avx512f")
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def si(v):
     if v is None or not math.isfinite(v):
         return "n/a"
@@ -503,6 +542,10 @@ def main(argv=None):
         if w not in PEERS:
             ap.error(f"--only: unknown workload {w!r} (expected some of W1,W2,W3,W4)")
     pause = 0.1 if args.quick else 0.3  # let the previous peer's spinning threads go to sleep
+    busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
+    # a measurement during which other processes took >10% of the machine is repeated (full mode:
+    # at most twice each, 20 times in all; the builds of others can go on for minutes)
+    max_retries, retry_budget, n_contended, n_retried = (0 if args.quick else 2), 20, 0, 0
     res, finals, infos, errors = {}, {}, {}, {}
     t_start = time.perf_counter()
     for w in workloads:
@@ -520,7 +563,22 @@ def main(argv=None):
             for wk in workers:
                 if wk.error:
                     continue
-                out = wk.request("run")
+                for attempt in range(max_retries + 1):
+                    busy0, t0 = machine_busy_seconds(), time.perf_counter()
+                    out = wk.request("run")
+                    if out is None:
+                        break
+                    # share of the machine that other processes took during this measurement
+                    others = machine_busy_seconds() - busy0 - out.pop("cpu_s")
+                    contended = others > max(0.05, 0.10 * (time.perf_counter() - t0) * (os.cpu_count() or 1))
+                    if not contended or n_retried >= retry_budget:
+                        break
+                    print(f"[{w}] {wk.peer}: other processes took {others:.2f} CPU-s during the measurement, "
+                          f"{'retrying' if attempt < max_retries else 'kept'}", file=sys.stderr, flush=True)
+                    if attempt < max_retries:
+                        n_retried += 1
+                        time.sleep(3.0)
+                n_contended += bool(out is not None and contended)
                 if out is None:
                     errors[(w, wk.peer)] = wk.error
                     print(f"[{w}] {wk.peer} failed: {wk.error}", file=sys.stderr, flush=True)
@@ -528,15 +586,18 @@ def main(argv=None):
                 for k, v in out.items():
                     res.setdefault((w, wk.peer, k), []).append(v)
                 time.sleep(pause)
-            print(f"[{w}] repeat {r + 1}/{repeats} done", file=sys.stderr, flush=True)
+            print(f"[{w}] repeat {r + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
         for wk in workers:
             finals[(w, wk.peer)] = wk.close()
     elapsed = time.perf_counter() - t_start
-    report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed)
+    # CPU time that processes other than this benchmark used while it ran
+    others = (machine_busy_seconds() - busy_before) - (own_cpu_seconds() - own_before)
+    loads = (max(0.0, others), elapsed, n_contended, n_retried)
+    report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed, loads)
     return 0
 
 
-def report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed):
+def report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed, loads):
     def S(w, p, k):
         return summary(res.get((w, p, k)))
 
@@ -625,6 +686,13 @@ def report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed):
     print()
     print(f"deltaprop benchmarks: threads={args.threads} repeats={repeats} mode={'quick' if args.quick else 'full'} "
           f"(wall {elapsed:.0f} s)")
+    other_frac = loads[0] / (loads[1] * (os.cpu_count() or 1)) if loads[1] > 0 else 0.0
+    print(f"CPU: {cpu_description()}, {os.cpu_count()} CPUs")
+    print(f"other processes used {loads[0]:.0f} CPU-s during the run ({100 * other_frac:.0f}% of "
+          f"{os.cpu_count()} CPUs); measurements during which they took >10% of the machine: "
+          f"{loads[3]} retried, {loads[2]} kept")
+    if loads[2]:
+        print("warning: some measurements ran on a busy machine; multi-threaded peers suffer most")
     vers = ", ".join(f"{p} {infos[p].get('version', '?')}" for p in ("deltaprop", "numpy", "torch", "sklearn") if p in infos)
     if "deltaprop" in infos:
         vers += f"; deltaprop kernel={infos['deltaprop'].get('kernel')} threads={infos['deltaprop'].get('threads')}"
@@ -653,6 +721,9 @@ def report(res, finals, infos, errors, cfg, workloads, args, repeats, elapsed):
         "the same math. sklearn W4: MLPRegressor (identity output instead of sigmoid; closest available).",
         "peak RSS includes the interpreter and imported modules.",
     ]
+    if args.quick:
+        notes.append("quick mode: reduced sizes and repeats; the targets are meant for the full run "
+                     "(the memory ratio especially: the interpreter weighs more against the smaller data).")
     for (w, p), e in sorted(errors.items()):
         notes.append(f"{w} {p}: unavailable ({e})")
     for (w, p, k), v in sorted(res.items()):

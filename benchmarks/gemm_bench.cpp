@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// GEMM micro-benchmark (built by hand, not by CMake):
+//   g++ -std=c++17 -O2 -Icsrc benchmarks/gemm_bench.cpp <build>/libdeltaprop.a -pthread -o gemm_bench
+//   ./gemm_bench [threads...]        (default: 1 2)
+// Prints the median and min-max GFLOP/s over repetitions for the layer shapes of a dense network.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "kernels/threadpool.h"
+
+namespace k = deltaprop::kernels;
+using std::size_t;
+
+struct Shape {
+    const char* name;
+    bool ta, tb;
+    size_t M, N, K;
+    double beta;
+};
+
+template <class T>
+static void bench(const Shape& s) {
+    const size_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+    std::vector<T> A((s.ta ? s.K : s.M) * lda), B((s.tb ? s.N : s.K) * ldb), C(s.M * s.N);
+    for (size_t i = 0; i < A.size(); ++i) A[i] = T((i * 7 % 13) - 6) / T(8);
+    for (size_t i = 0; i < B.size(); ++i) B[i] = T((i * 5 % 11) - 5) / T(8);
+    const double flops = 2.0 * double(s.M) * double(s.N) * double(s.K);
+    auto run = [&] {
+        k::gemm<T>(s.ta, s.tb, s.M, s.N, s.K, T(1), A.data(), lda, B.data(), ldb, T(s.beta), C.data(),
+                   s.N);
+    };
+    run();
+    // repetitions: about 0.3 s in total, at least 5
+    auto t0 = std::chrono::steady_clock::now();
+    run();
+    const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int reps = std::max(5, std::min(20000, int(0.3 / std::max(once, 1e-7))));
+    const int inner = once < 1e-4 ? 20 : 1;
+    std::vector<double> g;
+    for (int r = 0; r < std::max(5, reps / inner); ++r) {
+        t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < inner; ++i) run();
+        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        g.push_back(flops * inner / t / 1e9);
+    }
+    std::sort(g.begin(), g.end());
+    std::printf("  %-34s %s  %8.1f GFLOP/s  (%.1f-%.1f)\n", s.name, sizeof(T) == 4 ? "f32" : "f64",
+                g[g.size() / 2], g.front(), g.back());
+}
+
+// Layer shapes of a 784 -> 256 dense layer for small batches (to place the direct/packed crossover).
+static void sweep() {
+    for (size_t batch : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
+        char f[64], bw[64], dw[64];
+        std::snprintf(f, sizeof f, "fwd  batch %zu 784->256", batch);
+        std::snprintf(bw, sizeof bw, "bwd  batch %zu 256->784", batch);
+        std::snprintf(dw, sizeof dw, "dW   batch %zu 256x784", batch);
+        bench<float>({f, false, true, batch, 256, 784, 0});
+        bench<float>({bw, false, false, batch, 784, 256, 0});
+        bench<float>({dw, true, false, 256, 784, batch, 1});
+    }
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && argv[1][0] == 's') {
+        k::set_num_threads(argc > 2 ? std::atoi(argv[2]) : 1);
+        sweep();
+        return 0;
+    }
+    std::vector<int> threads;
+    for (int i = 1; i < argc; ++i) threads.push_back(std::atoi(argv[i]));
+    if (threads.empty()) threads = {1, 2};
+    const Shape shapes[] = {
+        {"square 1024^3 (NN)", false, false, 1024, 1024, 1024, 0},
+        {"forward x.W^T 256x1024x1024", false, true, 256, 1024, 1024, 0},
+        {"backward delta.W 256x1024x1024", false, false, 256, 1024, 1024, 0},
+        {"dW = delta^T.x 1024x1024 (K=256)", true, false, 1024, 1024, 256, 1},
+        {"matvec fwd M=1 784->256", false, true, 1, 256, 784, 0},
+        {"matvec bwd M=1 256->784", false, false, 1, 784, 256, 0},
+        {"dW outer K=1 256x784", true, false, 256, 784, 1, 1},
+        {"forward batch 16 784->256", false, true, 16, 256, 784, 0},
+        {"forward batch 64 784->256", false, true, 64, 256, 784, 0},
+        {"backward batch 16 256->784", false, false, 16, 784, 256, 0},
+        {"dW batch 16 256x784", true, false, 256, 784, 16, 1},
+    };
+    const char* names[] = {"", "portable", "avx2", "avx512"};
+    std::printf("level %s\n", names[int(k::level())]);
+    for (int t : threads) {
+        k::set_num_threads(t);
+        std::printf("threads %d\n", k::num_threads());
+        for (const auto& s : shapes) bench<float>(s);
+        bench<double>(shapes[0]);
+        bench<double>(shapes[1]);
+    }
+}

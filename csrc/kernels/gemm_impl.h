@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Private to the gemm translation units. The GEMM is written once here, over a small SIMD trait `S`,
+// and compiled once per instruction set (gemm_portable.cpp, gemm_avx2.cpp, gemm_avx512.cpp).
+//
+// Everything after the `detail` declarations sits in an anonymous namespace, so each instruction-set
+// unit has its own private copy: no AVX code can reach another unit through the linker's merging of
+// inline functions. For the same reason these templates use no standard-library function templates.
+//
+// Algorithm (Goto / BLIS): C is covered by tiles of whole MR x NR micro-tiles. For each K block (<= KC,
+// all blocks near-equal) a KC x NC panel of op(B) is packed once, in parallel, into NR-wide slivers;
+// then each task packs an MC x KC block of op(A) into MR-tall slivers and runs the register-blocked
+// micro-kernel over its tile. Packing reads only the caller's elements and zero-pads, so the micro-kernel
+// never needs bounds checks except on the final (masked) store. Tile boundaries and K blocks depend only
+// on (M, N, K), and K is never split between tasks, so every element of C is computed by the same
+// instruction sequence whatever the thread count: results are bitwise identical for any thread count.
+//
+// Small problems skip packing: with op(B) = B^T (forward, x W^T) and few rows, a direct kernel streams
+// rows of W and takes dot products; with op(B) = B (delta W, or delta^T x with a small batch) and few
+// rows or a short K, a direct kernel broadcasts op(A) elements against contiguous rows of B.
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/threadpool.h"
+
+namespace deltaprop::kernels::detail {
+
+template <class T>
+struct GemmArgs {
+    bool trans_a, trans_b;
+    std::size_t M, N, K;
+    T alpha;
+    const T* A;
+    std::size_t lda;
+    const T* B;
+    std::size_t ldb;
+    T beta;
+    T* C;
+    std::size_t ldc;
+};
+
+void gemm_portable(const GemmArgs<float>& g);
+void gemm_portable(const GemmArgs<double>& g);
+#if DP_X86
+void gemm_avx2(const GemmArgs<float>& g);
+void gemm_avx2(const GemmArgs<double>& g);
+void gemm_avx512(const GemmArgs<float>& g);
+void gemm_avx512(const GemmArgs<double>& g);
+#endif
+
+// Per-thread scratch, 64-byte aligned, grown on demand and never shrunk (no allocation in steady
+// state). Slot 0: packed B panel (owned by the calling thread, read by the workers during one call);
+// slot 1: packed A block (owned by the thread running a task); slot 2: small copies.
+// Returns nullptr if the allocation fails.
+void* scratch(int slot, std::size_t bytes) noexcept;
+
+namespace {
+
+using std::size_t;
+
+inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+inline size_t max_sz(size_t a, size_t b) { return a < b ? b : a; }
+inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+inline size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
+
+// Work below this many flops per task is not worth handing to another thread.
+constexpr double kMinTaskFlops = 2.0e5;
+constexpr double kMinPackedTaskFlops = 1.0e6;
+constexpr size_t kMaxTasks = 64;
+constexpr size_t kPackGrain = 32768;  // elements of B packed per task
+
+// Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
+template <int N, class F>
+inline void with_const(size_t n, F&& f) {
+    if constexpr (N > 1) {
+        if (n == size_t(N)) {
+            f(std::integral_constant<int, N>{});
+            return;
+        }
+        with_const<N - 1>(n, f);
+    } else {
+        f(std::integral_constant<int, 1>{});
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Naive fallback, used only if scratch memory cannot be allocated.
+// C[i][j] = alpha * sum_{k in [p0,p1)} op(A)[i][k] op(B)[k][j] + beta * C[i][j]   (beta == 0: no read)
+template <class T>
+void naive_block(const GemmArgs<T>& g, size_t i0, size_t i1, size_t j0, size_t j1, size_t p0,
+                 size_t p1, T beta) {
+    for (size_t i = i0; i < i1; ++i)
+        for (size_t j = j0; j < j1; ++j) {
+            T s = 0;
+            for (size_t k = p0; k < p1; ++k)
+                s += (g.trans_a ? g.A[k * g.lda + i] : g.A[i * g.lda + k]) *
+                     (g.trans_b ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j]);
+            T& c = g.C[i * g.ldc + j];
+            c = beta == T(0) ? g.alpha * s : g.alpha * s + beta * c;
+        }
+}
+
+// C = beta * C (beta == 0 writes zeros without reading).
+template <class T>
+void scale_c(const GemmArgs<T>& g) {
+    for (size_t i = 0; i < g.M; ++i) {
+        T* c = g.C + i * g.ldc;
+        if (g.beta == T(0))
+            for (size_t j = 0; j < g.N; ++j) c[j] = T(0);
+        else
+            for (size_t j = 0; j < g.N; ++j) c[j] = g.beta * c[j];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Packing. dst holds ceil(mc/MR) slivers; sliver s is [kc][MR]: dst[s][k][r] = op(A)[s*MR + r][k],
+// zero for rows >= mc.
+template <class T, int MR>
+void pack_a(bool trans_a, size_t mc, size_t kc, const T* A, size_t lda, T* __restrict dst) {
+    const size_t full = mc / MR, rest = mc % MR;
+    if (trans_a) {
+        // op(A)[i][k] = A[k][i]: walk each row k of A once, handing MR elements to every sliver
+        for (size_t k = 0; k < kc; ++k) {
+            const T* src = A + k * lda;
+            T* d = dst + k * MR;
+            for (size_t s = 0; s < full; ++s, src += MR, d += MR * kc) {
+#pragma GCC unroll 16
+                for (int r = 0; r < MR; ++r) d[r] = src[r];
+            }
+            if (rest)
+                for (size_t r = 0; r < size_t(MR); ++r) d[r] = r < rest ? src[r] : T(0);
+        }
+        return;
+    }
+    // op(A)[i][k] = A[i][k]: interleave MR row streams
+    for (size_t s = 0; s < full; ++s, dst += MR * kc) {
+        const T* src = A + s * MR * lda;
+        for (size_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * lda + k];
+        }
+    }
+    if (rest) {
+        const T* src = A + full * MR * lda;
+        for (size_t k = 0; k < kc; ++k)
+            for (size_t r = 0; r < size_t(MR); ++r) dst[k * MR + r] = r < rest ? src[r * lda + k] : T(0);
+    }
+}
+
+// dst holds slivers of NR columns; sliver s is [kc][NR]: dst[s][k][c] = op(B)[k][s*NR + c], zero for
+// columns >= nc.
+template <class T, int NR>
+void pack_b(bool trans_b, size_t kc, size_t nc, const T* B, size_t ldb, T* __restrict dst) {
+    const size_t full = nc / NR, rest = nc % NR;
+    if (!trans_b) {
+        // op(B)[k][j] = B[k][j]: walk each row k of B once, handing NR elements to every sliver
+        for (size_t k = 0; k < kc; ++k) {
+            const T* src = B + k * ldb;
+            T* d = dst + k * NR;
+            for (size_t s = 0; s < full; ++s, src += NR, d += NR * kc) {
+#pragma GCC unroll 4
+                for (int c = 0; c < NR; ++c) d[c] = src[c];
+            }
+            if (rest)
+                for (size_t c = 0; c < size_t(NR); ++c) d[c] = c < rest ? src[c] : T(0);
+        }
+        return;
+    }
+    // op(B)[k][j] = B[j][k]: transpose NR rows, 4 k at a time to keep the writes dense
+    for (size_t s = 0; s < full; ++s, dst += NR * kc) {
+        const T* src = B + s * NR * ldb;
+        size_t k = 0;
+        for (; k + 4 <= kc; k += 4) {
+            T* d = dst + k * NR;
+#pragma GCC unroll 4
+            for (int c = 0; c < NR; ++c) {
+                const T* p = src + size_t(c) * ldb + k;
+                d[c] = p[0];
+                d[NR + c] = p[1];
+                d[2 * NR + c] = p[2];
+                d[3 * NR + c] = p[3];
+            }
+        }
+        for (; k < kc; ++k)
+            for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[size_t(c) * ldb + k];
+    }
+    if (rest) {
+        const T* src = B + full * NR * ldb;
+        for (size_t c = 0; c < size_t(NR); ++c) {
+            T* d = dst + c;
+            if (c < rest)
+                for (size_t k = 0; k < kc; ++k) d[k * NR] = src[c * ldb + k];
+            else
+                for (size_t k = 0; k < kc; ++k) d[k * NR] = T(0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Stores an accumulator vector: c = alpha * acc (+ beta * c unless beta == 0). n = valid lanes.
+template <class S>
+inline void store_c(typename S::T* c, typename S::V acc, typename S::V va, typename S::V vb, bool read_c,
+                    size_t n) {
+    if (n >= size_t(S::W)) {
+        typename S::V r = S::mul(va, acc);
+        if (read_c) r = S::fmadd(vb, S::load(c), r);
+        S::store(c, r);
+    } else {
+        typename S::V r = S::mul(va, acc);
+        if (read_c) r = S::fmadd(vb, S::loadn(c, n), r);
+        S::storen(c, r, n);
+    }
+}
+
+// Micro-kernel: C[MR x NR] (only m x n of it stored) = alpha * Apanel Bpanel + beta * C.
+// acc[i][v] += a[k][i] * b[k][v]   over k < kc
+template <class S, int MR, int NV>
+inline void micro(size_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
+                  typename S::T* C, size_t ldc, size_t m, size_t n, typename S::T alpha,
+                  typename S::T beta) {
+    using V = typename S::V;
+    constexpr int W = S::W;
+    V acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+#pragma GCC unroll 4
+    for (size_t k = 0; k < kc; ++k) {
+        V bv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) bv[v] = S::load_aligned(b + v * W);
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) {
+            const V av = S::set1(a[i]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
+        }
+        a += MR;
+        b += NV * W;
+    }
+    const V va = S::set1(alpha), vb = S::set1(beta);
+    const bool read_c = beta != typename S::T(0);
+    if (m == size_t(MR) && n == size_t(NV * W)) {
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) store_c<S>(C + i * ldc + v * W, acc[i][v], va, vb, read_c, W);
+    } else {
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) {
+            if (size_t(i) >= m) break;
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v)
+                if (size_t(v * W) < n)
+                    store_c<S>(C + i * ldc + v * W, acc[i][v], va, vb, read_c, n - size_t(v * W));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Direct dot kernel (op(B) = B^T, few rows): C[i][j] = alpha * sum_k a[i][k] * B[j][k] + beta * C[i][j]
+// for IB rows of a (row stride lda, contiguous in k) and JB rows of B.
+template <class S, int IB, int JB>
+inline void dot_block(size_t K, const typename S::T* a, size_t lda, const typename S::T* B, size_t ldb,
+                      typename S::T* C, size_t ldc, typename S::T alpha, typename S::T beta) {
+    using T = typename S::T;
+    using V = typename S::V;
+    constexpr int W = S::W;
+    V acc[IB][JB];
+#pragma GCC unroll 16
+    for (int i = 0; i < IB; ++i)
+#pragma GCC unroll 16
+        for (int j = 0; j < JB; ++j) acc[i][j] = S::zero();
+    size_t k = 0;
+    for (; k + W <= K; k += W) {
+        V av[IB];
+#pragma GCC unroll 16
+        for (int i = 0; i < IB; ++i) av[i] = S::load(a + i * lda + k);
+#pragma GCC unroll 16
+        for (int j = 0; j < JB; ++j) {
+            const V bv = S::load(B + j * ldb + k);
+#pragma GCC unroll 16
+            for (int i = 0; i < IB; ++i) acc[i][j] = S::fmadd(av[i], bv, acc[i][j]);
+        }
+    }
+    if (k < K) {
+        const size_t n = K - k;
+        V av[IB];
+#pragma GCC unroll 16
+        for (int i = 0; i < IB; ++i) av[i] = S::loadn(a + i * lda + k, n);
+#pragma GCC unroll 16
+        for (int j = 0; j < JB; ++j) {
+            const V bv = S::loadn(B + j * ldb + k, n);
+#pragma GCC unroll 16
+            for (int i = 0; i < IB; ++i) acc[i][j] = S::fmadd(av[i], bv, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < IB; ++i)
+#pragma GCC unroll 16
+        for (int j = 0; j < JB; ++j) {
+            const T s = S::hsum(acc[i][j]);
+            T& c = C[i * ldc + j];
+            c = beta == T(0) ? alpha * s : alpha * s + beta * c;
+        }
+}
+
+// Direct broadcast kernel (op(B) = B): C[i][j..j+n) = alpha * sum_k op(A)[i][k] * B[k][j..] + beta * C
+// op(A)[i][k] = A[i * rs + k * cs]; n <= JV * W columns (masked loads and stores on the last vector).
+template <class S, int IB, int JV>
+inline void axpy_block(size_t K, const typename S::T* A, size_t rs, size_t cs, const typename S::T* B,
+                       size_t ldb, typename S::T* C, size_t ldc, size_t n, typename S::T alpha,
+                       typename S::T beta) {
+    using V = typename S::V;
+    constexpr int W = S::W;
+    V acc[IB][JV];
+#pragma GCC unroll 16
+    for (int i = 0; i < IB; ++i)
+#pragma GCC unroll 16
+        for (int v = 0; v < JV; ++v) acc[i][v] = S::zero();
+    const size_t n_last = n - size_t((JV - 1) * W);  // lanes used in the last vector, 1..W
+    if (n_last == size_t(W)) {
+        for (size_t k = 0; k < K; ++k) {
+            const typename S::T* b = B + k * ldb;
+            V bv[JV];
+#pragma GCC unroll 16
+            for (int v = 0; v < JV; ++v) bv[v] = S::load(b + v * W);
+#pragma GCC unroll 16
+            for (int i = 0; i < IB; ++i) {
+                const V av = S::set1(A[i * rs + k * cs]);
+#pragma GCC unroll 16
+                for (int v = 0; v < JV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
+            }
+        }
+    } else {
+        for (size_t k = 0; k < K; ++k) {
+            const typename S::T* b = B + k * ldb;
+            V bv[JV];
+#pragma GCC unroll 16
+            for (int v = 0; v < JV - 1; ++v) bv[v] = S::load(b + v * W);
+            bv[JV - 1] = S::loadn(b + (JV - 1) * W, n_last);
+#pragma GCC unroll 16
+            for (int i = 0; i < IB; ++i) {
+                const V av = S::set1(A[i * rs + k * cs]);
+#pragma GCC unroll 16
+                for (int v = 0; v < JV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
+            }
+        }
+    }
+    const V va = S::set1(alpha), vb = S::set1(beta);
+    const bool read_c = beta != typename S::T(0);
+#pragma GCC unroll 16
+    for (int i = 0; i < IB; ++i)
+#pragma GCC unroll 16
+        for (int v = 0; v < JV; ++v)
+            store_c<S>(C + i * ldc + v * W, acc[i][v], va, vb, read_c, v == JV - 1 ? n_last : size_t(W));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Cfg provides: S (SIMD trait), MR, NV (NR = NV * W), KC, MC, NC, DOT_MMAX, DOT1_JB, DOT_IB, DOT_JB,
+// AXPY_MMAX, AXPY_KMAX, AXPY1_JV, AXPY_IB, AXPY_JV.
+
+// Tasks over [0, n) in units of `grain`, so that each task has at least kMinTaskFlops.
+inline size_t split(size_t n, size_t grain, double flops_per_unit, size_t max_tasks, size_t* width) {
+    const size_t units = ceil_div(n, grain);
+    double want = flops_per_unit * double(units * grain) / kMinTaskFlops;
+    size_t tasks = want < 1.0 ? 1 : (want > double(max_tasks) ? max_tasks : size_t(want));
+    tasks = min_sz(tasks, units);
+    *width = ceil_div(units, tasks) * grain;
+    return ceil_div(n, *width);
+}
+
+template <class Cfg, class T>
+void gemm_dot(const GemmArgs<T>& g) {
+    using S = typename Cfg::S;
+    const size_t M = g.M, N = g.N, K = g.K;
+    const T* a = g.A;
+    size_t lda = g.lda;
+    if (g.trans_a) {
+        // op(A) has few rows: copy them contiguous (M x K)
+        T* t = static_cast<T*>(scratch(2, M * K * sizeof(T)));
+        if (!t) {
+            naive_block(g, 0, M, 0, N, 0, K, g.beta);
+            return;
+        }
+        for (size_t k = 0; k < K; ++k)
+            for (size_t i = 0; i < M; ++i) t[i * K + k] = g.A[k * g.lda + i];
+        a = t;
+        lda = K;
+    }
+    const size_t JB = M == 1 ? Cfg::DOT1_JB : Cfg::DOT_JB;
+    size_t width = 0;
+    const size_t tasks = split(N, JB, 2.0 * double(M) * double(K), kMaxTasks, &width);
+    auto task = [&](size_t t) {
+        const size_t j1 = min_sz(N, (t + 1) * width);
+        for (size_t j = t * width; j < j1; j += JB) {
+            const size_t jn = min_sz(JB, j1 - j);
+            const T* b = g.B + j * g.ldb;
+            if (M == 1) {
+                with_const<Cfg::DOT1_JB>(jn, [&](auto jb) {
+                    dot_block<S, 1, decltype(jb)::value>(K, a, lda, b, g.ldb, g.C + j, g.ldc, g.alpha,
+                                                         g.beta);
+                });
+                continue;
+            }
+            for (size_t i = 0; i < M; i += Cfg::DOT_IB) {
+                const size_t in = min_sz(Cfg::DOT_IB, M - i);
+                with_const<Cfg::DOT_IB>(in, [&](auto ib) {
+                    with_const<Cfg::DOT_JB>(jn, [&](auto jb) {
+                        dot_block<S, decltype(ib)::value, decltype(jb)::value>(
+                            K, a + i * lda, lda, b, g.ldb, g.C + i * g.ldc + j, g.ldc, g.alpha, g.beta);
+                    });
+                });
+            }
+        }
+    };
+    parallel_for(tasks, task);
+}
+
+template <class Cfg, class T>
+void gemm_axpy(const GemmArgs<T>& g) {
+    using S = typename Cfg::S;
+    constexpr size_t W = S::W;
+    const size_t M = g.M, N = g.N, K = g.K;
+    const size_t rs = g.trans_a ? 1 : g.lda, cs = g.trans_a ? g.lda : 1;
+    const size_t JV = M == 1 ? Cfg::AXPY1_JV : Cfg::AXPY_JV, IB = M == 1 ? 1 : Cfg::AXPY_IB;
+    const size_t NRd = JV * W;
+    // Tiles: split columns first, then rows.
+    size_t width = 0;
+    const size_t col_tasks = split(N, NRd, 2.0 * double(M) * double(K), kMaxTasks, &width);
+    size_t height = 0;
+    const size_t row_tasks =
+        split(M, IB, 2.0 * double(width) * double(K), max_sz(1, kMaxTasks / col_tasks), &height);
+    auto task = [&](size_t t) {
+        const size_t i0 = (t / col_tasks) * height, i1 = min_sz(M, i0 + height);
+        const size_t j0 = (t % col_tasks) * width, j1 = min_sz(N, j0 + width);
+        for (size_t j = j0; j < j1; j += NRd) {
+            const size_t n = min_sz(NRd, j1 - j);
+            const size_t nv = ceil_div(n, W);
+            const T* b = g.B + j;
+            if (M == 1) {
+                with_const<Cfg::AXPY1_JV>(nv, [&](auto jv) {
+                    axpy_block<S, 1, decltype(jv)::value>(K, g.A, rs, cs, b, g.ldb, g.C + j, g.ldc, n,
+                                                          g.alpha, g.beta);
+                });
+                continue;
+            }
+            for (size_t i = i0; i < i1; i += IB) {
+                const size_t in = min_sz(IB, i1 - i);
+                with_const<Cfg::AXPY_IB>(in, [&](auto ib) {
+                    with_const<Cfg::AXPY_JV>(nv, [&](auto jv) {
+                        axpy_block<S, decltype(ib)::value, decltype(jv)::value>(
+                            K, g.A + i * rs, rs, cs, b, g.ldb, g.C + i * g.ldc + j, g.ldc, n, g.alpha,
+                            g.beta);
+                    });
+                });
+            }
+        }
+    };
+    parallel_for(row_tasks * col_tasks, task);
+}
+
+template <class Cfg, class T>
+void gemm_packed(const GemmArgs<T>& g) {
+    using S = typename Cfg::S;
+    constexpr size_t MR = Cfg::MR, NR = Cfg::NV * S::W;
+    const size_t M = g.M, N = g.N, K = g.K;
+    // Shape-only blocking: near-equal K blocks <= KC, N panels <= NC, M blocks <= MC.
+    const size_t nkb = ceil_div(K, Cfg::KC), kcb = ceil_div(K, nkb);
+    const size_t nnb = ceil_div(N, Cfg::NC), ncb = round_up(ceil_div(N, nnb), NR);
+    const size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
+    // Columns per task inside a panel: halve while there are few tasks and they stay large.
+    size_t nt = ncb;
+    while (nmb * ceil_div(ncb, nt) < 8 && nt > NR &&
+           2.0 * double(mcb) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
+        nt = round_up(nt / 2, NR);
+
+    T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
+    if (!pb) {
+        naive_block(g, 0, M, 0, N, 0, K, g.beta);
+        return;
+    }
+    for (size_t jc = 0; jc < N; jc += ncb) {
+        const size_t nc = min_sz(ncb, N - jc);
+        const size_t n_chunks = ceil_div(nc, nt);
+        for (size_t pc = 0; pc < K; pc += kcb) {
+            const size_t kc = min_sz(kcb, K - pc);
+            const T beta = pc == 0 ? g.beta : T(1);
+            // Pack op(B)[pc:pc+kc, jc:jc+nc], a few slivers per task.
+            const size_t ns = ceil_div(nc, NR);
+            const size_t pack_tasks = max_sz(1, min_sz(ns, kc * nc / kPackGrain));
+            auto pack = [&](size_t t) {
+                const size_t s0 = t * ns / pack_tasks, s1 = (t + 1) * ns / pack_tasks;
+                const size_t j0 = jc + s0 * NR, j1 = min_sz(jc + s1 * NR, jc + nc);
+                const T* src = g.trans_b ? g.B + j0 * g.ldb + pc : g.B + pc * g.ldb + j0;
+                pack_b<T, int(NR)>(g.trans_b, kc, j1 - j0, src, g.ldb, pb + s0 * NR * kc);
+            };
+            parallel_for(pack_tasks, pack);
+            // Each task: pack its block of op(A), then micro-tiles, NR-sliver outer so it stays in L1.
+            auto compute = [&](size_t t) {
+                const size_t i0 = (t / n_chunks) * mcb, mc = min_sz(mcb, M - i0);
+                const size_t j0 = (t % n_chunks) * nt, j1 = min_sz(nc, j0 + nt);
+                T* pa = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
+                if (!pa) {
+                    naive_block(g, i0, i0 + mc, jc + j0, jc + j1, pc, pc + kc, beta);
+                    return;
+                }
+                const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
+                pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, pa);
+                for (size_t j = j0; j < j1; j += NR) {
+                    const size_t nr = min_sz(NR, j1 - j);
+                    const T* bs = pb + (j / NR) * NR * kc;
+                    T* c = g.C + i0 * g.ldc + jc + j;
+                    for (size_t i = 0; i < mc; i += MR)
+                        micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, c + i * g.ldc, g.ldc,
+                                                   min_sz(MR, mc - i), nr, g.alpha, beta);
+                }
+            };
+            parallel_for(nmb * n_chunks, compute);
+        }
+    }
+}
+
+template <class Cfg, class T>
+void gemm_run(const GemmArgs<T>& g) {
+    if (g.M == 0 || g.N == 0) return;
+    if (g.K == 0) return scale_c(g);
+    if (g.trans_b) {
+        if (g.M <= Cfg::DOT_MMAX) return gemm_dot<Cfg>(g);
+    } else if (g.M <= Cfg::AXPY_MMAX || g.K <= Cfg::AXPY_KMAX) {
+        return gemm_axpy<Cfg>(g);
+    }
+    gemm_packed<Cfg>(g);
+}
+
+}  // namespace
+}  // namespace deltaprop::kernels::detail

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// The worker pool: every task runs exactly once; nested and concurrent calls run (serially) instead of
+// deadlocking; thread counts can change between calls; a child of fork() can use the pool.
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "kernels/threadpool.h"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/wait.h>
+#include <unistd.h>
+#define DP_TEST_FORK 1
+#endif
+
+namespace k = deltaprop::kernels;
+
+static int g_failures = 0;
+#define EXPECT(cond, ...)                      \
+    do {                                       \
+        if (!(cond)) {                         \
+            ++g_failures;                      \
+            std::printf("FAIL: " __VA_ARGS__); \
+            std::printf("\n");                 \
+        }                                      \
+    } while (0)
+
+// Runs n tasks and checks each ran exactly once.
+static bool exactly_once(std::size_t n) {
+    std::vector<std::atomic<int>> hits(n);
+    for (auto& h : hits) h.store(0);
+    k::parallel_for(n, [&](std::size_t i) { hits[i].fetch_add(1); });
+    for (auto& h : hits)
+        if (h.load() != 1) return false;
+    return true;
+}
+
+int main() {
+    EXPECT(k::num_threads() >= 1, "default thread count %d", k::num_threads());
+
+    for (int threads : {1, 2, 3, 4, 0}) {
+        k::set_num_threads(threads);
+        for (std::size_t n : {0u, 1u, 2u, 3u, 7u, 64u, 1000u}) {
+            for (int rep = 0; rep < 20; ++rep)
+                EXPECT(exactly_once(n), "threads=%d n=%zu: a task did not run exactly once", threads, n);
+        }
+    }
+
+    // Nested: a task calling parallel_for runs the inner loop serially on its own thread.
+    k::set_num_threads(3);
+    {
+        std::atomic<int> inner{0};
+        k::parallel_for(8, [&](std::size_t) {
+            k::parallel_for(16, [&](std::size_t) { inner.fetch_add(1); });
+        });
+        EXPECT(inner.load() == 8 * 16, "nested: %d inner tasks instead of 128", inner.load());
+    }
+
+    // Concurrent callers: one owns the pool, the others run serially; all complete.
+    {
+        std::atomic<long> total{0};
+        std::vector<std::thread> callers;
+        for (int c = 0; c < 4; ++c)
+            callers.emplace_back([&] {
+                for (int rep = 0; rep < 300; ++rep) {
+                    std::atomic<int> local{0};
+                    k::parallel_for(37, [&](std::size_t) { local.fetch_add(1); });
+                    if (local.load() != 37) total.fetch_add(1000000);
+                    total.fetch_add(local.load());
+                }
+            });
+        for (auto& t : callers) t.join();
+        EXPECT(total.load() == 4L * 300 * 37, "concurrent: total %ld", total.load());
+    }
+
+    // Long and short tasks mixed, with sleeping workers in between.
+    {
+        std::atomic<long> sum{0};
+        for (int rep = 0; rep < 5; ++rep) {
+            k::parallel_for(10, [&](std::size_t i) {
+                volatile long s = 0;
+                for (long j = 0; j < long(i) * 20000; ++j) s = s + j;
+                sum.fetch_add(long(i));
+            });
+            std::this_thread::sleep_for(std::chrono::milliseconds(rep));
+        }
+        EXPECT(sum.load() == 5 * 45, "mixed: sum %ld", sum.load());
+    }
+
+#if DP_TEST_FORK
+    // The child of a fork has no workers; its pool must start afresh rather than wait on dead threads.
+    {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20);  // a deadlock kills the child, which the parent reports
+            const bool ok = exactly_once(100) && exactly_once(5);
+            _exit(ok ? 0 : 3);
+        }
+        int status = 0;
+        EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                   WEXITSTATUS(status) == 0,
+               "fork child failed (status %d)", status);
+        EXPECT(exactly_once(100), "parent after fork");
+    }
+#endif
+
+    k::set_num_threads(0);
+    EXPECT(exactly_once(50), "default threads");
+    if (g_failures) std::printf("%d failure(s)\n", g_failures);
+    else std::printf("ok\n");
+    return g_failures ? 1 : 0;
+}
