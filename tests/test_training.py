@@ -116,6 +116,32 @@ def test_fit_batch_sizes(batch_size):
     assert losses[-1] < 0.2 * losses[0]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation,loss", [("sigmoid", "mse"), ("relu", "cross_entropy"),
+                                             ("tanh", "binary_cross_entropy")])
+def test_online_fit_equals_train_batch_loop_bitwise(dtype, activation, loss):
+    """Online plain SGD (fused gradient and update in the native loop) is the same arithmetic as
+    backward then step, sample after sample: parameters, gradients and losses bit for bit."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(25, 6))
+    if loss == "cross_entropy":
+        Y = rng.integers(0, 4, 25)
+    else:
+        Y = (rng.random((25, 4)) < 0.5).astype(float)
+    net = dp.Network([6, 9, 5, 4], activation=activation, loss=loss, dtype=dtype, seed=2)
+    other = net.copy()
+    losses = net.fit(X, Y, epochs=2, batch_size=1, lr=0.05, shuffle=False)
+    expected = []
+    for _ in range(2):
+        total = 0.0
+        for i in range(25):
+            total += other.train_batch(X[i:i + 1], Y[i:i + 1], lr=0.05)
+        expected.append(total / 25)
+    assert net.params.tobytes() == other.params.tobytes()
+    assert net.grad.tobytes() == other.grad.tobytes()
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("batch_size", [1, 16])
 def test_fit_without_shuffle_equals_train_batch_loop(batch_size):
     """Epoch loss = sample-weighted mean of the batch losses; same updates as train_batch."""

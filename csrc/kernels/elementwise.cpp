@@ -62,6 +62,11 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
               T* v) {
     DP_DISPATCH(sgd_step<T>, n, lr, momentum, nesterov, weight_decay, grad, w, v);
 }
+template <class T>
+void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
+                   T* db, T* b) {
+    DP_DISPATCH(online_update<T>, rows, cols, lr, delta, x, dW, W, db, b);
+}
 #undef DP_DISPATCH
 
 #define DP_INSTANTIATE(T)                                                                           \
@@ -70,7 +75,8 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
     template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \
-    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);
+    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);                        \
+    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);
 DP_INSTANTIATE(float)
 DP_INSTANTIATE(double)
 #undef DP_INSTANTIATE

@@ -141,13 +141,33 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
     }
 }
 
+template <class T>
+void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
+                   T* db, T* b) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T d = delta[r];
+        T* __restrict gw = dW + r * cols;
+        T* __restrict w = W + r * cols;
+        for (std::size_t c = 0; c < cols; ++c) {
+            const T g = d * x[c] + T(0);  // dW = delta x^T (+0: a zero is +0, as the GEMM gives)
+            gw[c] = g;
+            w[c] -= lr * g;  // w -= lr g
+        }
+    }
+    for (std::size_t r = 0; r < rows; ++r) {
+        db[r] = delta[r] + T(0);
+        b[r] -= lr * db[r];
+    }
+}
+
 #define DP_ELEMENTWISE_INSTANTIATE(T)                                                               \
     template void bias_activation<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t);           \
     template void mul_activation_grad<T>(Act, T, const T*, const T*, T*, std::size_t, std::size_t); \
     template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \
-    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);
+    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);                        \
+    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);
 DP_ELEMENTWISE_INSTANTIATE(float)
 DP_ELEMENTWISE_INSTANTIATE(double)
 #undef DP_ELEMENTWISE_INSTANTIATE

@@ -19,6 +19,8 @@
     void axpy(std::size_t, T, const T*, T*);                                                          \
     template <class T>                                                                                \
     void sgd_step(std::size_t, T, T, bool, T, const T*, T*, T*);                                      \
+    template <class T>                                                                                \
+    void online_update(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);              \
     }
 
 DP_ELEMENTWISE_DECLARE(portable)

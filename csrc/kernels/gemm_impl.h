@@ -69,6 +69,7 @@ constexpr double kMinTaskFlops = 2.0e5;
 constexpr double kMinPackedTaskFlops = 1.0e6;
 constexpr size_t kMaxTasks = 64;
 constexpr size_t kPackGrain = 32768;  // elements of B packed per task
+constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
 
 // Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
 template <int N, class F>
@@ -529,7 +530,9 @@ void gemm_run(const GemmArgs<T>& g) {
     if (g.K == 0) return scale_c(g);
     if (g.trans_b) {
         if (g.M <= Cfg::DOT_MMAX) return gemm_dot<Cfg>(g);
-    } else if (g.M <= Cfg::AXPY_MMAX || g.K <= Cfg::AXPY_KMAX) {
+    } else if (g.K <= Cfg::AXPY_KMAX ||
+               (g.M <= Cfg::AXPY_MMAX && g.K * g.N * sizeof(T) <= kAxpyMaxBBytes)) {
+        // the direct kernel re-reads op(B) once per AXPY_IB rows: only while op(B) stays in cache
         return gemm_axpy<Cfg>(g);
     }
     gemm_packed<Cfg>(g);

@@ -57,6 +57,14 @@ private:
 
 kernels::Act kact(dp_activation a) { return static_cast<kernels::Act>(a); }
 
+inline void prefetch(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
 template <class T>
 void check_finite(const char* name, const T* p, std::size_t rows, std::size_t cols) {
     const std::size_t n = rows * cols;
@@ -291,6 +299,8 @@ public:
             for (std::size_t i = 0; i < n; ++i) perm_[i] = i;
             for (std::size_t i = n - 1; i > 0; --i) std::swap(perm_[i], perm_[rng_.below(i + 1)]);
         }
+        // plain SGD on single samples: each layer's update is fused with its gradient
+        const bool online = sgd.momentum == 0.0 && sgd.weight_decay == 0.0 && sgd.l2 == 0.0;
         double total = 0.0;
         std::size_t done = 0;
         for (std::size_t start = 0; start < n; start += bs) {
@@ -298,6 +308,14 @@ public:
             const T* xb;
             const void* yb;
             if (shuffle) {
+                // the next batch's rows are scattered over X: start fetching their heads now (the
+                // hardware prefetcher follows a row once it is being read)
+                const std::size_t next_end = std::min(n, start + b + bs);
+                const std::size_t head = std::min<std::size_t>(n_in * sizeof(T), 256);
+                for (std::size_t i = start + b; i < next_end; ++i) {
+                    const char* row = reinterpret_cast<const char*>(X + perm_[i] * n_in);
+                    for (std::size_t off = 0; off < head; off += 64) prefetch(row + off);
+                }
                 T* xw = ws_->x.data();
                 for (std::size_t i = 0; i < b; ++i)
                     std::memcpy(xw + i * n_in, X + perm_[start + i] * n_in, n_in * sizeof(T));
@@ -320,9 +338,14 @@ public:
                          ? static_cast<const void*>(static_cast<const T*>(y) + start * n_out)
                          : static_cast<const void*>(static_cast<const std::int64_t*>(y) + start);
             }
-            total += backward_batch(xb, b, kind, yb, sgd.l2, false) * double(b);
-            kernels::sgd_step(n_params_, T(sgd.lr), T(sgd.momentum), sgd.nesterov != 0,
-                              T(sgd.weight_decay), grads_.data(), params_.data(), velocity_.data());
+            if (b == 1 && online) {
+                total += online_step(xb, kind, yb, T(sgd.lr));
+            } else {
+                total += backward_batch(xb, b, kind, yb, sgd.l2, false) * double(b);
+                kernels::sgd_step(n_params_, T(sgd.lr), T(sgd.momentum), sgd.nesterov != 0,
+                                  T(sgd.weight_decay), grads_.data(), params_.data(),
+                                  velocity_.data());
+            }
             done += b;
             if (cancel && done < n && cancel(user)) {
                 if (mean_loss) *mean_loss = total / double(done);
@@ -451,6 +474,29 @@ private:
         const double c = output_loss(arch_, z(L - 1), a(L - 1), batch, kind, y, delta(L - 1));
         backpropagate(batch, l2, accumulate);
         return c / double(batch) + l2_penalty(l2, batch);
+    }
+
+    // One sample, plain SGD: forward, loss, then from the top layer down: delta(l-1) from the old W(l),
+    // then dW(l) = delta(l) a(l-1)^T, db(l) = delta(l) and W(l) -= lr dW(l), b(l) -= lr db(l). The same
+    // numbers as backward_batch followed by sgd_step. Returns the sample's loss.
+    double online_step(const T* x, dp_target kind, const void* y, T lr) {
+        forward_impl(x, 1);
+        const std::size_t L = arch_.layers();
+        const double c = output_loss(arch_, z(L - 1), a(L - 1), 1, kind, y, delta(L - 1));
+        for (std::size_t l = L; l-- > 0;) {
+            const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+            if (l > 0) {
+                kernels::gemm<T>(false, false, 1, n_in, n_out, T(1), delta(l), n_out, W(l), n_in, T(0),
+                                 delta(l - 1), n_in);
+                kernels::mul_activation_grad(kact(arch_.activations[l - 1]), T(arch_.slopes[l - 1]),
+                                             z(l - 1), a(l - 1), delta(l - 1), 1, n_in);
+            }
+            kernels::online_update(n_out, n_in, lr, delta(l), l == 0 ? x_ : a(l - 1),
+                                   grads_.data() + w_off_[l], params_.data() + w_off_[l],
+                                   grads_.data() + b_off_[l], params_.data() + b_off_[l]);
+        }
+        has_delta_ = true;
+        return c;
     }
 
     // From delta(L-1) down: dW(l) = delta(l)^T a(l-1) / batch + (l2/batch) W(l), db(l) = mean delta(l),

@@ -77,6 +77,26 @@ static void check_all(double tol) {
         same = true;
         for (std::size_t i = 0; i < n; ++i) same = same && w1[i] == w2[i] && v1[i] == v2[i];
         expect(same, "sgd_step", rows, cols, 0);
+        // online_update: x = first row of z0, delta = first column of d0; vs the written formula
+        std::vector<T> x(z0.begin(), z0.begin() + cols), d(rows);
+        for (std::size_t r = 0; r < rows; ++r) d[r] = d0[r * cols];
+        std::vector<T> gW1(n), gW2(n), W1 = z0, W2 = z0, gb1(rows), gb2(rows), b1(d), b2(d);
+        k::portable::online_update<T>(rows, cols, T(0.1), d.data(), x.data(), gW1.data(), W1.data(),
+                                      gb1.data(), b1.data());
+        k::avx2::online_update<T>(rows, cols, T(0.1), d.data(), x.data(), gW2.data(), W2.data(),
+                                  gb2.data(), b2.data());
+        same = true;
+        for (std::size_t r = 0; r < rows; ++r) {
+            same = same && gb1[r] == T(d[r] + T(0)) && b1[r] == T(d[r] - T(0.1) * d[r]) && gb2[r] == gb1[r] &&
+                   b2[r] == b1[r];
+            for (std::size_t c = 0; c < cols; ++c) {
+                const std::size_t i = r * cols + c;
+                const T g = T(T(d[r] * x[c]) + T(0));
+                same = same && gW1[i] == g && W1[i] == T(z0[i] - T(T(0.1) * g)) && gW2[i] == g &&
+                       W2[i] == W1[i];
+            }
+        }
+        expect(same, "online_update", rows, cols, 0);
     }
 #else
     (void)tol;
