@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Portable build of the elementwise kernels, and the dispatch to the best build for this CPU.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -16,10 +17,32 @@ void exp_inplace(T* x, std::size_t n) {
 
 #include "kernels/elementwise_isa.h"
 #include "kernels/gemm.h"
+#include "kernels/threadpool.h"
 
 namespace deltaprop::kernels {
 
 namespace {
+// Large passes are split over the thread pool in tasks of about kGrain elements whose boundaries depend
+// only on the shape (each element's arithmetic is the same whatever the split).
+constexpr std::size_t kGrain = 32768;
+
+// f(r0, r1) over row ranges of a [rows, cols] array
+template <class F>
+void over_rows(std::size_t rows, std::size_t cols, F&& f) {
+    const std::size_t per = cols >= kGrain ? 1 : kGrain / (cols ? cols : 1);
+    const std::size_t tasks = (rows + per - 1) / per;
+    if (tasks <= 1) return f(std::size_t(0), rows);
+    parallel_for(tasks, [&](std::size_t t) { f(t * per, std::min(rows, (t + 1) * per)); });
+}
+
+// f(i0, i1) over ranges of [0, n)
+template <class F>
+void over_range(std::size_t n, F&& f) {
+    const std::size_t tasks = (n + kGrain - 1) / kGrain;
+    if (tasks <= 1) return f(std::size_t(0), n);
+    parallel_for(tasks, [&](std::size_t t) { f(t * kGrain, std::min(n, (t + 1) * kGrain)); });
+}
+
 inline bool use_avx2() {
 #if defined(DP_X86)
     return level() >= Level::avx2;
@@ -38,16 +61,23 @@ inline bool use_avx2() {
 
 template <class T>
 void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {
-    DP_DISPATCH(bias_activation<T>, act, slope, b, z, a, rows, cols);
+    over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+        DP_DISPATCH(bias_activation<T>, act, slope, b, z + r0 * cols, a + r0 * cols, r1 - r0, cols);
+    });
 }
 template <class T>
 void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
                          std::size_t cols) {
-    DP_DISPATCH(mul_activation_grad<T>, act, slope, z, a, delta, rows, cols);
+    over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+        DP_DISPATCH(mul_activation_grad<T>, act, slope, z + r0 * cols, a + r0 * cols,
+                    delta + r0 * cols, r1 - r0, cols);
+    });
 }
 template <class T>
 void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols) {
-    DP_DISPATCH(softmax_backward<T>, a, delta, rows, cols);
+    over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+        DP_DISPATCH(softmax_backward<T>, a + r0 * cols, delta + r0 * cols, r1 - r0, cols);
+    });
 }
 template <class T>
 void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bool accumulate, T* db) {
@@ -55,12 +85,17 @@ void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bo
 }
 template <class T>
 void axpy(std::size_t n, T coef, const T* x, T* y) {
-    DP_DISPATCH(axpy<T>, n, coef, x, y);
+    over_range(n, [&](std::size_t i0, std::size_t i1) {
+        DP_DISPATCH(axpy<T>, i1 - i0, coef, x + i0, y + i0);
+    });
 }
 template <class T>
 void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, const T* grad, T* w,
               T* v) {
-    DP_DISPATCH(sgd_step<T>, n, lr, momentum, nesterov, weight_decay, grad, w, v);
+    over_range(n, [&](std::size_t i0, std::size_t i1) {
+        DP_DISPATCH(sgd_step<T>, i1 - i0, lr, momentum, nesterov, weight_decay, grad + i0, w + i0,
+                    v + i0);
+    });
 }
 template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,

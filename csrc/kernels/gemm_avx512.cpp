@@ -11,6 +11,7 @@ struct F32x16 {
     using T = float;
     using V = __m512;
     static constexpr int W = 16;
+    static constexpr int TB = 0;  // no block transpose: packing transposes element by element
     static __mmask16 mask(size_t n) { return __mmask16((1u << n) - 1u); }
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(T x) { return _mm512_set1_ps(x); }
@@ -35,6 +36,7 @@ struct F64x8 {
     using T = double;
     using V = __m512d;
     static constexpr int W = 8;
+    static constexpr int TB = 0;  // no block transpose: packing transposes element by element
     static __mmask8 mask(size_t n) { return __mmask8((1u << n) - 1u); }
     static V zero() { return _mm512_setzero_pd(); }
     static V set1(T x) { return _mm512_set1_pd(x); }
@@ -60,14 +62,16 @@ struct Avx512F32 {
     using S = F32x16;
     static constexpr int MR = 14, NV = 2;
     static constexpr size_t KC = 256, MC = 168, NC = 4064;
-    static constexpr int DOT_MMAX = 24, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
+    static constexpr int DIRECT_B_MMAX = 64;
+    static constexpr int DOT_MMAX = 24, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 48, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;
 };
 struct Avx512F64 {
     using S = F64x8;
     static constexpr int MR = 14, NV = 2;
     static constexpr size_t KC = 256, MC = 84, NC = 2032;
-    static constexpr int DOT_MMAX = 24, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
+    static constexpr int DIRECT_B_MMAX = 64;
+    static constexpr int DOT_MMAX = 24, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 48, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;
 };
 

@@ -51,7 +51,8 @@ void gemm_avx512(const GemmArgs<double>& g);
 
 // Per-thread scratch, 64-byte aligned, grown on demand and never shrunk (no allocation in steady
 // state). Slot 0: packed B panel (owned by the calling thread, read by the workers during one call);
-// slot 1: packed A block (owned by the thread running a task); slot 2: small copies.
+// slot 1: packed A block (owned by the thread running a task); slot 2: small copies; slot 3: all of
+// op(A)'s K block, packed once when several tasks share it (owned by the calling thread).
 // Returns nullptr if the allocation fails.
 void* scratch(int slot, std::size_t bytes) noexcept;
 
@@ -68,7 +69,7 @@ inline size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
 constexpr double kMinTaskFlops = 2.0e5;
 constexpr double kMinPackedTaskFlops = 1.0e6;
 constexpr size_t kMaxTasks = 64;
-constexpr size_t kPackGrain = 32768;  // elements of B packed per task
+constexpr size_t kPackGrain = 8192;   // elements of B packed per task
 constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
 
 // Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
@@ -150,9 +151,11 @@ void pack_a(bool trans_a, size_t mc, size_t kc, const T* A, size_t lda, T* __res
 }
 
 // dst holds slivers of NR columns; sliver s is [kc][NR]: dst[s][k][c] = op(B)[k][s*NR + c], zero for
-// columns >= nc.
-template <class T, int NR>
-void pack_b(bool trans_b, size_t kc, size_t nc, const T* B, size_t ldb, T* __restrict dst) {
+// columns >= nc. S::TB > 0: S::transpose moves TB x TB blocks (NR is a multiple of TB).
+template <class S, int NR>
+void pack_b(bool trans_b, size_t kc, size_t nc, const typename S::T* B, size_t ldb,
+            typename S::T* __restrict dst) {
+    using T = typename S::T;
     const size_t full = nc / NR, rest = nc % NR;
     if (!trans_b) {
         // op(B)[k][j] = B[k][j]: walk each row k of B once, handing NR elements to every sliver
@@ -172,6 +175,12 @@ void pack_b(bool trans_b, size_t kc, size_t nc, const T* B, size_t ldb, T* __res
     for (size_t s = 0; s < full; ++s, dst += NR * kc) {
         const T* src = B + s * NR * ldb;
         size_t k = 0;
+        if constexpr (S::TB > 0) {
+            static_assert(NR % S::TB == 0, "NR must be a multiple of the transpose block");
+            for (; k + S::TB <= kc; k += S::TB)
+                for (int c = 0; c < NR; c += S::TB)
+                    S::transpose(src + size_t(c) * ldb + k, ldb, dst + k * NR + c, NR);
+        }
         for (; k + 4 <= kc; k += 4) {
             T* d = dst + k * NR;
 #pragma GCC unroll 4
@@ -215,11 +224,12 @@ inline void store_c(typename S::T* c, typename S::V acc, typename S::V va, typen
 }
 
 // Micro-kernel: C[MR x NR] (only m x n of it stored) = alpha * Apanel Bpanel + beta * C.
+// b: a packed sliver (bstride = NR) or NR columns of B read in place (bstride = ldb).
 // acc[i][v] += a[k][i] * b[k][v]   over k < kc
 template <class S, int MR, int NV>
 inline void micro(size_t kc, const typename S::T* __restrict a, const typename S::T* __restrict b,
-                  typename S::T* C, size_t ldc, size_t m, size_t n, typename S::T alpha,
-                  typename S::T beta) {
+                  size_t bstride, typename S::T* C, size_t ldc, size_t m, size_t n,
+                  typename S::T alpha, typename S::T beta) {
     using V = typename S::V;
     constexpr int W = S::W;
     V acc[MR][NV];
@@ -231,7 +241,7 @@ inline void micro(size_t kc, const typename S::T* __restrict a, const typename S
     for (size_t k = 0; k < kc; ++k) {
         V bv[NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) bv[v] = S::load_aligned(b + v * W);
+        for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
 #pragma GCC unroll 32
         for (int i = 0; i < MR; ++i) {
             const V av = S::set1(a[i]);
@@ -239,7 +249,7 @@ inline void micro(size_t kc, const typename S::T* __restrict a, const typename S
             for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
         }
         a += MR;
-        b += NV * W;
+        b += bstride;
     }
     const V va = S::set1(alpha), vb = S::set1(beta);
     const bool read_c = beta != typename S::T(0);
@@ -360,7 +370,8 @@ inline void axpy_block(size_t K, const typename S::T* A, size_t rs, size_t cs, c
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Cfg provides: S (SIMD trait), MR, NV (NR = NV * W), KC, MC, NC, DOT_MMAX, DOT1_JB, DOT_IB, DOT_JB,
+// Cfg provides: S (SIMD trait), MR, NV (NR = NV * W), KC, MC, NC, DIRECT_B_MMAX, DOT_MMAX, DOT_NMAX,
+// DOT1_JB, DOT_IB, DOT_JB,
 // AXPY_MMAX, AXPY_KMAX, AXPY1_JV, AXPY_IB, AXPY_JV.
 
 // Tasks over [0, n) in units of `grain`, so that each task has at least kMinTaskFlops.
@@ -392,11 +403,18 @@ void gemm_dot(const GemmArgs<T>& g) {
         lda = K;
     }
     const size_t JB = M == 1 ? Cfg::DOT1_JB : Cfg::DOT_JB;
-    size_t width = 0;
-    const size_t tasks = split(N, JB, 2.0 * double(M) * double(K), kMaxTasks, &width);
+    // Tiles: few rows: split the columns (rows of B); tall op(A): split its rows only, so that each is
+    // streamed once, against all of the (skinny) B.
+    size_t width = N;
+    const size_t col_tasks =
+        M <= size_t(Cfg::DOT_MMAX) ? split(N, JB, 2.0 * double(M) * double(K), kMaxTasks, &width) : 1;
+    size_t height = 0;
+    const size_t row_tasks = split(M, Cfg::DOT_IB * 8, 2.0 * double(width) * double(K),
+                                   max_sz(1, kMaxTasks / col_tasks), &height);
     auto task = [&](size_t t) {
-        const size_t j1 = min_sz(N, (t + 1) * width);
-        for (size_t j = t * width; j < j1; j += JB) {
+        const size_t i0 = (t / col_tasks) * height, i1 = min_sz(M, i0 + height);
+        const size_t j0 = (t % col_tasks) * width, j1 = min_sz(N, j0 + width);
+        for (size_t j = j0; j < j1; j += JB) {
             const size_t jn = min_sz(JB, j1 - j);
             const T* b = g.B + j * g.ldb;
             if (M == 1) {
@@ -406,8 +424,8 @@ void gemm_dot(const GemmArgs<T>& g) {
                 });
                 continue;
             }
-            for (size_t i = 0; i < M; i += Cfg::DOT_IB) {
-                const size_t in = min_sz(Cfg::DOT_IB, M - i);
+            for (size_t i = i0; i < i1; i += Cfg::DOT_IB) {
+                const size_t in = min_sz(Cfg::DOT_IB, i1 - i);
                 with_const<Cfg::DOT_IB>(in, [&](auto ib) {
                     with_const<Cfg::DOT_JB>(jn, [&](auto jb) {
                         dot_block<S, decltype(ib)::value, decltype(jb)::value>(
@@ -417,7 +435,7 @@ void gemm_dot(const GemmArgs<T>& g) {
             }
         }
     };
-    parallel_for(tasks, task);
+    parallel_for(row_tasks * col_tasks, task);
 }
 
 template <class Cfg, class T>
@@ -478,6 +496,9 @@ void gemm_packed(const GemmArgs<T>& g) {
            2.0 * double(mcb) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
         nt = round_up(nt / 2, NR);
 
+    // op(B) = B and few rows of op(A): each B sliver is used by too few micro-tiles to repay packing;
+    // full slivers are read in place, only a ragged last sliver is packed (its loads would overrun).
+    const bool direct_b = !g.trans_b && M <= size_t(Cfg::DIRECT_B_MMAX);
     T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
     if (!pb) {
         naive_block(g, 0, M, 0, N, 0, K, g.beta);
@@ -496,26 +517,56 @@ void gemm_packed(const GemmArgs<T>& g) {
                 const size_t s0 = t * ns / pack_tasks, s1 = (t + 1) * ns / pack_tasks;
                 const size_t j0 = jc + s0 * NR, j1 = min_sz(jc + s1 * NR, jc + nc);
                 const T* src = g.trans_b ? g.B + j0 * g.ldb + pc : g.B + pc * g.ldb + j0;
-                pack_b<T, int(NR)>(g.trans_b, kc, j1 - j0, src, g.ldb, pb + s0 * NR * kc);
+                pack_b<S, int(NR)>(g.trans_b, kc, j1 - j0, src, g.ldb, pb + s0 * NR * kc);
             };
-            parallel_for(pack_tasks, pack);
-            // Each task: pack its block of op(A), then micro-tiles, NR-sliver outer so it stays in L1.
+            if (!direct_b) {
+                parallel_for(pack_tasks, pack);
+            } else if (nc % NR) {
+                const size_t s_tail = nc / NR;
+                pack_b<S, int(NR)>(false, kc, nc - s_tail * NR, g.B + pc * g.ldb + jc + s_tail * NR,
+                                   g.ldb, pb + s_tail * NR * kc);
+            }
+            // When several tasks share a block of op(A) (column chunks), pack op(A)[:, pc:pc+kc] once,
+            // in parallel, instead of once per task. Sliver s holds rows [s*MR, s*MR + MR).
+            T* pa_all = nullptr;
+            if (n_chunks > 1) {
+                const size_t a_slivers = ceil_div(M, MR);
+                pa_all = static_cast<T*>(scratch(3, a_slivers * MR * kc * sizeof(T)));
+                if (pa_all) {
+                    const size_t a_tasks = max_sz(1, min_sz(a_slivers, M * kc / kPackGrain));
+                    auto pack_all = [&](size_t t) {
+                        const size_t s0 = t * a_slivers / a_tasks, s1 = (t + 1) * a_slivers / a_tasks;
+                        const size_t i0 = s0 * MR, i1 = min_sz(M, s1 * MR);
+                        const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
+                        pack_a<T, int(MR)>(g.trans_a, i1 - i0, kc, src, g.lda, pa_all + s0 * MR * kc);
+                    };
+                    parallel_for(a_tasks, pack_all);
+                }
+            }
+            // Each task: pack its block of op(A) (unless shared), then micro-tiles, NR-sliver outer so
+            // it stays in L1.
             auto compute = [&](size_t t) {
                 const size_t i0 = (t / n_chunks) * mcb, mc = min_sz(mcb, M - i0);
                 const size_t j0 = (t % n_chunks) * nt, j1 = min_sz(nc, j0 + nt);
-                T* pa = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
+                const T* pa = pa_all ? pa_all + i0 * kc : nullptr;
                 if (!pa) {
-                    naive_block(g, i0, i0 + mc, jc + j0, jc + j1, pc, pc + kc, beta);
-                    return;
+                    T* own = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
+                    if (!own) {
+                        naive_block(g, i0, i0 + mc, jc + j0, jc + j1, pc, pc + kc, beta);
+                        return;
+                    }
+                    const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
+                    pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, own);
+                    pa = own;
                 }
-                const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
-                pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, pa);
                 for (size_t j = j0; j < j1; j += NR) {
                     const size_t nr = min_sz(NR, j1 - j);
-                    const T* bs = pb + (j / NR) * NR * kc;
+                    const bool in_place = direct_b && j + NR <= nc;
+                    const T* bs = in_place ? g.B + pc * g.ldb + jc + j : pb + (j / NR) * NR * kc;
+                    const size_t bstride = in_place ? g.ldb : NR;
                     T* c = g.C + i0 * g.ldc + jc + j;
                     for (size_t i = 0; i < mc; i += MR)
-                        micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, c + i * g.ldc, g.ldc,
+                        micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, bstride, c + i * g.ldc, g.ldc,
                                                    min_sz(MR, mc - i), nr, g.alpha, beta);
                 }
             };
@@ -529,7 +580,8 @@ void gemm_run(const GemmArgs<T>& g) {
     if (g.M == 0 || g.N == 0) return;
     if (g.K == 0) return scale_c(g);
     if (g.trans_b) {
-        if (g.M <= Cfg::DOT_MMAX) return gemm_dot<Cfg>(g);
+        // few rows, or few columns (tall and skinny: packing op(A) would cost more than it saves)
+        if (g.M <= Cfg::DOT_MMAX || (g.N <= Cfg::DOT_NMAX && !g.trans_a)) return gemm_dot<Cfg>(g);
     } else if (g.K <= Cfg::AXPY_KMAX ||
                (g.M <= Cfg::AXPY_MMAX && g.K * g.N * sizeof(T) <= kAxpyMaxBBytes)) {
         // the direct kernel re-reads op(B) once per AXPY_IB rows: only while op(B) stays in cache

@@ -10,6 +10,7 @@ struct Scalar {
     using T = T_;
     using V = T_;
     static constexpr int W = 1;
+    static constexpr int TB = 0;  // no block transpose: packing transposes element by element
     static V zero() { return T(0); }
     static V set1(T x) { return x; }
     static V load(const T* p) { return *p; }
@@ -29,7 +30,8 @@ struct Portable {
     using S = Scalar<T>;
     static constexpr int MR = 4, NV = 8;
     static constexpr size_t KC = 256, MC = 128, NC = 4096;
-    static constexpr int DOT_MMAX = 4, DOT1_JB = 8, DOT_IB = 2, DOT_JB = 4;
+    static constexpr int DIRECT_B_MMAX = 64;
+    static constexpr int DOT_MMAX = 4, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 2, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 4, AXPY_KMAX = 4, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;
 };
 

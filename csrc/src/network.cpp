@@ -2,6 +2,7 @@
 #include "src/network.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/threadpool.h"
 
 namespace deltaprop::detail {
 
@@ -65,9 +67,27 @@ inline void prefetch(const void* p) {
 #endif
 }
 
+// True if p[0..n) holds no NaN or infinity (x - x is 0 exactly for finite x); branch-free, so it
+// vectorises.
+template <class T>
+bool all_finite(const T* p, std::size_t n) {
+    int ok = 1;
+    for (std::size_t i = 0; i < n; ++i) ok &= int(p[i] - p[i] == T(0));
+    return ok != 0;
+}
+
 template <class T>
 void check_finite(const char* name, const T* p, std::size_t rows, std::size_t cols) {
     const std::size_t n = rows * cols;
+    constexpr std::size_t kChunk = std::size_t(1) << 16;
+    const std::size_t chunks = (n + kChunk - 1) / kChunk;
+    std::atomic<bool> bad{false};
+    kernels::parallel_for(chunks, [&](std::size_t c) {
+        if (!bad.load(std::memory_order_relaxed) &&
+            !all_finite(p + c * kChunk, std::min(kChunk, n - c * kChunk)))
+            bad.store(true, std::memory_order_relaxed);
+    });
+    if (!bad.load()) return;
     for (std::size_t i = 0; i < n; ++i) {
         if (!std::isfinite(p[i]))
             fail(DP_ERR_INVALID_ARGUMENT, cat(name, " contains NaN or infinity (at row ", i / cols,
