@@ -74,6 +74,16 @@ void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std
     });
 }
 template <class T>
+void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t ld, std::size_t rows,
+                           std::size_t cols) {
+    DP_DISPATCH(bias_activation_block<T>, act, slope, b, z, a, ld, rows, cols);
+}
+template <class T>
+void mul_activation_grad_block(Act act, T slope, const T* z, const T* a, T* delta, std::size_t ld,
+                               std::size_t rows, std::size_t cols) {
+    DP_DISPATCH(mul_activation_grad_block<T>, act, slope, z, a, delta, ld, rows, cols);
+}
+template <class T>
 void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols) {
     over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
         DP_DISPATCH(softmax_backward<T>, a + r0 * cols, delta + r0 * cols, r1 - r0, cols);
@@ -107,6 +117,10 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
 #define DP_INSTANTIATE(T)                                                                           \
     template void bias_activation<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t);           \
     template void mul_activation_grad<T>(Act, T, const T*, const T*, T*, std::size_t, std::size_t); \
+    template void bias_activation_block<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t,      \
+                                           std::size_t);                                            \
+    template void mul_activation_grad_block<T>(Act, T, const T*, const T*, T*, std::size_t,         \
+                                               std::size_t, std::size_t);                           \
     template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \

@@ -17,6 +17,15 @@ template <class T>
 void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
                          std::size_t cols);
 
+// The same two on a block of a wider array (GEMM epilogues): row r of z, a and delta starts at r * ld.
+// Run on the calling thread. bias_activation_block: not for softmax (whose rows need every column).
+template <class T>
+void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t ld, std::size_t rows,
+                           std::size_t cols);
+template <class T>
+void mul_activation_grad_block(Act act, T slope, const T* z, const T* a, T* delta, std::size_t ld,
+                               std::size_t rows, std::size_t cols);
+
 // Softmax Jacobian-vector product per row: delta[c] = a[c] * (g[c] - sum_k g[k] a[k]), g = dC/da in
 // delta on entry.
 template <class T>

@@ -32,10 +32,11 @@ void softmax_rows(T* a, std::size_t rows, std::size_t cols) {
 }
 
 template <class T>
-void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {
+void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t ld, std::size_t rows,
+                           std::size_t cols) {
     for (std::size_t r = 0; r < rows; ++r) {
-        T* zr = z + r * cols;
-        T* ar = a + r * cols;
+        T* zr = z + r * ld;
+        T* ar = a + r * ld;
         for (std::size_t c = 0; c < cols; ++c) zr[c] += b[c];
         switch (act) {
             case Act::identity:
@@ -56,13 +57,16 @@ void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows,
                 break;
         }
     }
+}
+
+template <class T>
+void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {
+    DP_ISA_NS::bias_activation_block(act, slope, b, z, a, cols, rows, cols);
     if (act == Act::softmax) softmax_rows(a, rows, cols);
 }
 
 template <class T>
-void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
-                         std::size_t cols) {
-    const std::size_t n = rows * cols;
+void mul_activation_grad_row(Act act, T slope, const T* z, const T* a, T* delta, std::size_t n) {
     switch (act) {
         case Act::identity:
         case Act::softmax:
@@ -80,6 +84,19 @@ void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std
             for (std::size_t i = 0; i < n; ++i) delta[i] = z[i] > T(0) ? delta[i] : slope * delta[i];
             break;
     }
+}
+
+template <class T>
+void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
+                         std::size_t cols) {
+    mul_activation_grad_row(act, slope, z, a, delta, rows * cols);
+}
+
+template <class T>
+void mul_activation_grad_block(Act act, T slope, const T* z, const T* a, T* delta, std::size_t ld,
+                               std::size_t rows, std::size_t cols) {
+    for (std::size_t r = 0; r < rows; ++r)
+        mul_activation_grad_row(act, slope, z + r * ld, a + r * ld, delta + r * ld, cols);
 }
 
 template <class T>
@@ -163,6 +180,10 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
 #define DP_ELEMENTWISE_INSTANTIATE(T)                                                               \
     template void bias_activation<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t);           \
     template void mul_activation_grad<T>(Act, T, const T*, const T*, T*, std::size_t, std::size_t); \
+    template void bias_activation_block<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t,      \
+                                           std::size_t);                                            \
+    template void mul_activation_grad_block<T>(Act, T, const T*, const T*, T*, std::size_t,         \
+                                               std::size_t, std::size_t);                           \
     template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \

@@ -12,6 +12,11 @@
     template <class T>                                                                                \
     void mul_activation_grad(Act, T, const T*, const T*, T*, std::size_t, std::size_t);               \
     template <class T>                                                                                \
+    void bias_activation_block(Act, T, const T*, T*, T*, std::size_t, std::size_t, std::size_t);      \
+    template <class T>                                                                                \
+    void mul_activation_grad_block(Act, T, const T*, const T*, T*, std::size_t, std::size_t,          \
+                                   std::size_t);                                                      \
+    template <class T>                                                                                \
     void softmax_backward(const T*, T*, std::size_t, std::size_t);                                    \
     template <class T>                                                                                \
     void column_sums(const T*, std::size_t, std::size_t, T, bool, T*);                                \

@@ -86,8 +86,9 @@ void* scratch(int slot, std::size_t bytes) noexcept {
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
-          const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
-    const detail::GemmArgs<T> g{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+          const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc,
+          const Epilogue* ep) {
+    const detail::GemmArgs<T> g{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep};
     switch (level()) {
 #if DP_X86
         case Level::avx512: return detail::gemm_avx512(g);
@@ -98,8 +99,10 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
 }
 
 template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
-                          std::size_t, const float*, std::size_t, float, float*, std::size_t);
+                          std::size_t, const float*, std::size_t, float, float*, std::size_t,
+                          const Epilogue*);
 template void gemm<double>(bool, bool, std::size_t, std::size_t, std::size_t, double, const double*,
-                           std::size_t, const double*, std::size_t, double, double*, std::size_t);
+                           std::size_t, const double*, std::size_t, double, double*, std::size_t,
+                           const Epilogue*);
 
 }  // namespace deltaprop::kernels

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/gemm.h"
 #include "kernels/threadpool.h"
 
 namespace deltaprop::kernels::detail {
@@ -38,6 +39,7 @@ struct GemmArgs {
     T beta;
     T* C;
     std::size_t ldc;
+    const Epilogue* ep;  // may be null
 };
 
 void gemm_portable(const GemmArgs<float>& g);
@@ -101,6 +103,12 @@ void naive_block(const GemmArgs<T>& g, size_t i0, size_t i1, size_t j0, size_t j
             T& c = g.C[i * g.ldc + j];
             c = beta == T(0) ? g.alpha * s : g.alpha * s + beta * c;
         }
+}
+
+// The epilogue, if any, on the finished block [i0, i1) x [j0, j1) of C.
+template <class T>
+inline void epilogue(const GemmArgs<T>& g, size_t i0, size_t i1, size_t j0, size_t j1) {
+    if (g.ep) g.ep->fn(g.ep->ctx, i0, i1, j0, j1);
 }
 
 // C = beta * C (beta == 0 writes zeros without reading).
@@ -395,6 +403,7 @@ void gemm_dot(const GemmArgs<T>& g) {
         T* t = static_cast<T*>(scratch(2, M * K * sizeof(T)));
         if (!t) {
             naive_block(g, 0, M, 0, N, 0, K, g.beta);
+            epilogue(g, 0, M, 0, N);
             return;
         }
         for (size_t k = 0; k < K; ++k)
@@ -434,6 +443,7 @@ void gemm_dot(const GemmArgs<T>& g) {
                 });
             }
         }
+        epilogue(g, i0, i1, j0, j1);
     };
     parallel_for(row_tasks * col_tasks, task);
 }
@@ -477,6 +487,7 @@ void gemm_axpy(const GemmArgs<T>& g) {
                 });
             }
         }
+        epilogue(g, i0, i1, j0, j1);
     };
     parallel_for(row_tasks * col_tasks, task);
 }
@@ -502,6 +513,7 @@ void gemm_packed(const GemmArgs<T>& g) {
     T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
     if (!pb) {
         naive_block(g, 0, M, 0, N, 0, K, g.beta);
+        epilogue(g, 0, M, 0, N);
         return;
     }
     for (size_t jc = 0; jc < N; jc += ncb) {
@@ -510,6 +522,7 @@ void gemm_packed(const GemmArgs<T>& g) {
         for (size_t pc = 0; pc < K; pc += kcb) {
             const size_t kc = min_sz(kcb, K - pc);
             const T beta = pc == 0 ? g.beta : T(1);
+            const bool last_k = pc + kc == K;
             // Pack op(B)[pc:pc+kc, jc:jc+nc], a few slivers per task.
             const size_t ns = ceil_div(nc, NR);
             const size_t pack_tasks = max_sz(1, min_sz(ns, kc * nc / kPackGrain));
@@ -553,6 +566,7 @@ void gemm_packed(const GemmArgs<T>& g) {
                     T* own = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
                     if (!own) {
                         naive_block(g, i0, i0 + mc, jc + j0, jc + j1, pc, pc + kc, beta);
+                        if (last_k) epilogue(g, i0, i0 + mc, jc + j0, jc + j1);
                         return;
                     }
                     const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
@@ -568,6 +582,7 @@ void gemm_packed(const GemmArgs<T>& g) {
                     for (size_t i = 0; i < mc; i += MR)
                         micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, bstride, c + i * g.ldc, g.ldc,
                                                    min_sz(MR, mc - i), nr, g.alpha, beta);
+                    if (last_k) epilogue(g, i0, i0 + mc, jc + j, jc + j + nr);
                 }
             };
             parallel_for(nmb * n_chunks, compute);
@@ -578,7 +593,10 @@ void gemm_packed(const GemmArgs<T>& g) {
 template <class Cfg, class T>
 void gemm_run(const GemmArgs<T>& g) {
     if (g.M == 0 || g.N == 0) return;
-    if (g.K == 0) return scale_c(g);
+    if (g.K == 0) {
+        scale_c(g);
+        return epilogue(g, 0, g.M, 0, g.N);
+    }
     if (g.trans_b) {
         // few rows, or few columns (tall and skinny: packing op(A) would cost more than it saves)
         if (g.M <= Cfg::DOT_MMAX || (g.N <= Cfg::DOT_NMAX && !g.trans_a)) return gemm_dot<Cfg>(g);

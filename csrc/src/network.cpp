@@ -95,6 +95,61 @@ void check_finite(const char* name, const T* p, std::size_t rows, std::size_t co
     }
 }
 
+// One dense layer forward: z = in W^T + b, a = g(z). Bias and activation run in the GEMM's epilogue on
+// each finished block while it is in cache; softmax, which needs whole rows, runs after the GEMM.
+// a may equal z.
+template <class T>
+void dense_forward(dp_activation act, T slope, const T* in, std::size_t batch, std::size_t n_in,
+                   std::size_t n_out, const T* W, const T* b, T* z, T* a) {
+    if (act == DP_SOFTMAX) {
+        kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W, n_in, T(0), z, n_out);
+        kernels::bias_activation(kact(act), slope, b, z, a, batch, n_out);
+        return;
+    }
+    struct Ctx {
+        kernels::Act act;
+        T slope;
+        const T* b;
+        T *z, *a;
+        std::size_t ld;
+    } ctx{kact(act), slope, b, z, a, n_out};
+    const kernels::Epilogue ep{[](void* p, std::size_t i0, std::size_t i1, std::size_t j0,
+                                  std::size_t j1) {
+                                   const auto* c = static_cast<const Ctx*>(p);
+                                   const std::size_t o = i0 * c->ld + j0;
+                                   kernels::bias_activation_block(c->act, c->slope, c->b + j0, c->z + o,
+                                                                  c->a + o, c->ld, i1 - i0, j1 - j0);
+                               },
+                               &ctx};
+    kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W, n_in, T(0), z, n_out, &ep);
+}
+
+// delta_in = delta W (.) g'(z_in), the activation derivative in the GEMM's epilogue. z_in, a_in and
+// delta_in are [batch, n_in]; g is not softmax (hidden layers only).
+template <class T>
+void dense_backward_delta(dp_activation act, T slope, const T* delta, std::size_t batch,
+                          std::size_t n_in, std::size_t n_out, const T* W, const T* z_in,
+                          const T* a_in, T* delta_in) {
+    struct Ctx {
+        kernels::Act act;
+        T slope;
+        const T *z, *a;
+        T* d;
+        std::size_t ld;
+    } ctx{kact(act), slope, z_in, a_in, delta_in, n_in};
+    const kernels::Epilogue ep{[](void* p, std::size_t i0, std::size_t i1, std::size_t j0,
+                                  std::size_t j1) {
+                                   const auto* c = static_cast<const Ctx*>(p);
+                                   const std::size_t o = i0 * c->ld + j0;
+                                   kernels::mul_activation_grad_block(c->act, c->slope, c->z + o,
+                                                                      c->a + o, c->d + o, c->ld,
+                                                                      i1 - i0, j1 - j0);
+                               },
+                               &ctx};
+    kernels::gemm<T>(false, false, batch, n_in, n_out, T(1), delta, n_out, W, n_in, T(0), delta_in, n_in,
+                     act == DP_IDENTITY ? nullptr : &ep);
+}
+
 void check_batch(const char* what, std::size_t batch) {
     if (batch == 0) fail(DP_ERR_INVALID_ARGUMENT, cat(what, ": the batch is empty (0 samples)"));
     if (batch > (std::size_t(1) << 40))
@@ -453,10 +508,8 @@ private:
         const T* in = x;
         for (std::size_t l = 0; l < arch_.layers(); ++l) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
-            kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W(l), n_in, T(0), z(l),
-                             n_out);
-            kernels::bias_activation(kact(arch_.activations[l]), T(arch_.slopes[l]), b(l), z(l), a(l),
-                                     batch, n_out);
+            dense_forward(arch_.activations[l], T(arch_.slopes[l]), in, batch, n_in, n_out, W(l), b(l),
+                          z(l), a(l));
             in = a(l);
         }
         x_ = x;
@@ -477,10 +530,8 @@ private:
             const bool last = l + 1 == L;
             T* zl = last && z_out ? z_out : (last ? out : ping);
             T* al = last ? out : ping;
-            kernels::gemm<T>(false, true, batch, n_out, n_in, T(1), in, n_in, W(l), n_in, T(0), zl,
-                             n_out);
-            kernels::bias_activation(kact(arch_.activations[l]), T(arch_.slopes[l]), b(l), zl, al,
-                                     batch, n_out);
+            dense_forward(arch_.activations[l], T(arch_.slopes[l]), in, batch, n_in, n_out, W(l), b(l),
+                          zl, al);
             in = al;
             std::swap(ping, pong);
         }
@@ -505,12 +556,9 @@ private:
         const double c = output_loss(arch_, z(L - 1), a(L - 1), 1, kind, y, delta(L - 1));
         for (std::size_t l = L; l-- > 0;) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
-            if (l > 0) {
-                kernels::gemm<T>(false, false, 1, n_in, n_out, T(1), delta(l), n_out, W(l), n_in, T(0),
-                                 delta(l - 1), n_in);
-                kernels::mul_activation_grad(kact(arch_.activations[l - 1]), T(arch_.slopes[l - 1]),
-                                             z(l - 1), a(l - 1), delta(l - 1), 1, n_in);
-            }
+            if (l > 0)
+                dense_backward_delta(arch_.activations[l - 1], T(arch_.slopes[l - 1]), delta(l), 1, n_in,
+                                     n_out, W(l), z(l - 1), a(l - 1), delta(l - 1));
             kernels::online_update(n_out, n_in, lr, delta(l), l == 0 ? x_ : a(l - 1),
                                    grads_.data() + w_off_[l], params_.data() + w_off_[l],
                                    grads_.data() + b_off_[l], params_.data() + b_off_[l]);
@@ -533,12 +581,9 @@ private:
                              n_in);
             if (l2 != 0.0) kernels::axpy(n_out * n_in, T(l2 / double(batch)), W(l), dW);
             kernels::column_sums(delta(l), batch, n_out, inv, accumulate, db);
-            if (l > 0) {
-                kernels::gemm<T>(false, false, batch, n_in, n_out, T(1), delta(l), n_out, W(l), n_in,
-                                 T(0), delta(l - 1), n_in);
-                kernels::mul_activation_grad(kact(arch_.activations[l - 1]), T(arch_.slopes[l - 1]),
-                                             z(l - 1), a(l - 1), delta(l - 1), batch, n_in);
-            }
+            if (l > 0)
+                dense_backward_delta(arch_.activations[l - 1], T(arch_.slopes[l - 1]), delta(l), batch,
+                                     n_in, n_out, W(l), z(l - 1), a(l - 1), delta(l - 1));
         }
         has_delta_ = true;
     }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // kernels::gemm against reference::gemm at every instruction-set level this CPU supports: both dtypes,
 // all four transpose combinations, alpha/beta (beta = 0 over NaN-filled C), strides wider than the
-// matrices, odd shapes around every block size; plus bitwise determinism across thread counts.
+// matrices, odd shapes around every block size, epilogues (each element once, after its final value);
+// plus bitwise determinism across thread counts.
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -90,6 +92,40 @@ static void check(const Case& c) {
             if (!(err <= tol)) {
                 ++bad;
                 if (err / tol > worst || std::isnan(err)) worst = std::isnan(err) ? 1e300 : err / tol;
+            }
+        }
+    // The same product with an epilogue C <- 2 C + 1: every element visited once, after its final
+    // value (so the result is exactly 2 C + 1 of the plain call), and nothing outside M x N.
+    struct EpCtx {
+        T* C;
+        size_t ldc, N;
+        std::atomic<int>* visits;
+    };
+    std::vector<T> E = C0;
+    std::vector<std::atomic<int>> visits(c.M * c.N);
+    for (auto& v : visits) v = 0;
+    EpCtx ctx{E.data(), ldc, c.N, visits.data()};
+    const k::Epilogue ep{[](void* p, size_t i0, size_t i1, size_t j0, size_t j1) {
+                             auto* e = static_cast<EpCtx*>(p);
+                             for (size_t i = i0; i < i1; ++i)
+                                 for (size_t j = j0; j < j1; ++j) {
+                                     e->visits[i * e->N + j].fetch_add(1);
+                                     T& v = e->C[i * e->ldc + j];
+                                     v = T(2) * v + T(1);
+                                 }
+                         },
+                         &ctx};
+    k::gemm<T>(c.ta, c.tb, c.M, c.N, c.K, alpha, pA, lda, pB, ldb, beta, E.data(), ldc, &ep);
+    for (size_t i = 0; i < c.M; ++i)
+        for (size_t j = 0; j < ldc; ++j) {
+            if (j >= c.N) {
+                if (!(E[i * ldc + j] == sentinel)) ++bad;
+                continue;
+            }
+            const T want = T(2) * C[i * ldc + j] + T(1);
+            if (visits[i * c.N + j].load() != 1 || !(E[i * ldc + j] == want || std::isnan(want))) {
+                ++bad;
+                worst = 1e300;
             }
         }
     if (bad) {
