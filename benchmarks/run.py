@@ -475,6 +475,20 @@ def machine_busy_seconds():
         return 0.0
 
 
+def wait_quiet(timeout=3.0, window=0.05, limit=0.05):
+    """Wait (at most `timeout` s) until the machine is idle for one `window`: no more than `limit` of its
+    CPUs busy. Idle BLAS/OpenMP threads of the previous peer spin for a while after their last job (up to
+    ~0.1 s for OpenBLAS); a multi-threaded peer measured while they spin loses a core to them."""
+    n = os.cpu_count() or 1
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        b0 = machine_busy_seconds()
+        time.sleep(window)
+        if machine_busy_seconds() - b0 <= limit * window * n:
+            return True
+    return False
+
+
 def own_cpu_seconds():
     """CPU time of this process and its finished workers."""
     t = os.times()
@@ -564,6 +578,7 @@ def main(argv=None):
                 if wk.error:
                     continue
                 for attempt in range(max_retries + 1):
+                    wait_quiet()
                     busy0, t0 = machine_busy_seconds(), time.perf_counter()
                     out = wk.request("run")
                     if out is None:
