@@ -119,9 +119,16 @@ def test_fit_batch_sizes(batch_size):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation,loss", [("sigmoid", "mse"), ("relu", "cross_entropy"),
                                              ("tanh", "binary_cross_entropy")])
-def test_online_fit_equals_train_batch_loop_bitwise(dtype, activation, loss):
-    """Online plain SGD (fused gradient and update in the native loop) is the same arithmetic as
-    backward then step, sample after sample: parameters, gradients and losses bit for bit."""
+@pytest.mark.parametrize("batch_size,opt", [
+    (1, {}),
+    (1, dict(momentum=0.9)),
+    (7, {}),
+    (7, dict(momentum=0.8, nesterov=True, weight_decay=1e-3, l2=0.5)),
+    (25, dict(momentum=0.5, l2=1.0)),
+])
+def test_fit_equals_train_batch_loop_bitwise(dtype, activation, loss, batch_size, opt):
+    """The native loop fuses each layer's SGD step into its backward pass; that is the same arithmetic
+    as backward then step, batch after batch: parameters, momentum, gradients and losses bit for bit."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(25, 6))
     if loss == "cross_entropy":
@@ -130,14 +137,16 @@ def test_online_fit_equals_train_batch_loop_bitwise(dtype, activation, loss):
         Y = (rng.random((25, 4)) < 0.5).astype(float)
     net = dp.Network([6, 9, 5, 4], activation=activation, loss=loss, dtype=dtype, seed=2)
     other = net.copy()
-    losses = net.fit(X, Y, epochs=2, batch_size=1, lr=0.05, shuffle=False)
+    losses = net.fit(X, Y, epochs=2, batch_size=batch_size, lr=0.05, shuffle=False, **opt)
     expected = []
     for _ in range(2):
         total = 0.0
-        for i in range(25):
-            total += other.train_batch(X[i:i + 1], Y[i:i + 1], lr=0.05)
+        for i in range(0, 25, batch_size):
+            xb, yb = X[i:i + batch_size], Y[i:i + batch_size]
+            total += other.train_batch(xb, yb, lr=0.05, **opt) * len(xb)
         expected.append(total / 25)
     assert net.params.tobytes() == other.params.tobytes()
+    assert net.velocity.tobytes() == other.velocity.tobytes()
     assert net.grad.tobytes() == other.grad.tobytes()
     np.testing.assert_allclose(losses, expected, rtol=1e-12)
 

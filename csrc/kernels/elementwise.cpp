@@ -112,6 +112,12 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
                    T* db, T* b) {
     DP_DISPATCH(online_update<T>, rows, cols, lr, delta, x, dW, W, db, b);
 }
+template <class T>
+void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2coef, T lr, T momentum,
+                        bool nesterov, T weight_decay, T* dW, T* W, T* v) {
+    DP_DISPATCH(param_update_block<T>, rows, cols, ld, l2coef, lr, momentum, nesterov, weight_decay, dW,
+                W, v);
+}
 #undef DP_DISPATCH
 
 #define DP_INSTANTIATE(T)                                                                           \
@@ -125,7 +131,9 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \
     template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);                        \
-    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);
+    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*); \
+    template void param_update_block<T>(std::size_t, std::size_t, std::size_t, T, T, T, bool, T, T*, \
+                                        T*, T*);
 DP_INSTANTIATE(float)
 DP_INSTANTIATE(double)
 #undef DP_INSTANTIATE

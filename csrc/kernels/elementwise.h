@@ -52,4 +52,10 @@ template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
                    T* db, T* b);
 
+// A block of a layer's weights (GEMM epilogue of dW): per row r (at r * ld), dW += l2coef * W, then the
+// SGD update of sgd_step on W and v. The same arithmetic as axpy and sgd_step over the whole buffer.
+template <class T>
+void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2coef, T lr, T momentum,
+                        bool nesterov, T weight_decay, T* dW, T* W, T* v);
+
 }  // namespace deltaprop::kernels

@@ -159,6 +159,22 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
 }
 
 template <class T>
+void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2coef, T lr, T momentum,
+                        bool nesterov, T weight_decay, T* dW, T* W, T* v) {
+    const bool plain = momentum == T(0) && weight_decay == T(0);
+    for (std::size_t r = 0; r < rows; ++r) {
+        T* __restrict g = dW + r * ld;
+        T* __restrict w = W + r * ld;
+        if (l2coef != T(0))
+            for (std::size_t c = 0; c < cols; ++c) g[c] += l2coef * w[c];  // dW += (l2/m) W
+        if (plain)
+            for (std::size_t c = 0; c < cols; ++c) w[c] -= lr * g[c];  // w -= lr g, as in sgd_step
+        else
+            sgd_step(cols, lr, momentum, nesterov, weight_decay, g, w, v + r * ld);
+    }
+}
+
+template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
                    T* db, T* b) {
     for (std::size_t r = 0; r < rows; ++r) {
@@ -188,7 +204,9 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
     template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
     template void axpy<T>(std::size_t, T, const T*, T*);                                            \
     template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);                        \
-    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);
+    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*); \
+    template void param_update_block<T>(std::size_t, std::size_t, std::size_t, T, T, T, bool, T, T*, \
+                                        T*, T*);
 DP_ELEMENTWISE_INSTANTIATE(float)
 DP_ELEMENTWISE_INSTANTIATE(double)
 #undef DP_ELEMENTWISE_INSTANTIATE

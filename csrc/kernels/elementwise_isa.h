@@ -26,6 +26,8 @@
     void sgd_step(std::size_t, T, T, bool, T, const T*, T*, T*);                                      \
     template <class T>                                                                                \
     void online_update(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*);              \
+    template <class T>                                                                                \
+    void param_update_block(std::size_t, std::size_t, std::size_t, T, T, T, bool, T, T*, T*, T*);     \
     }
 
 DP_ELEMENTWISE_DECLARE(portable)

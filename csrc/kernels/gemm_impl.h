@@ -501,21 +501,37 @@ void gemm_packed(const GemmArgs<T>& g) {
     const size_t nkb = ceil_div(K, Cfg::KC), kcb = ceil_div(K, nkb);
     const size_t nnb = ceil_div(N, Cfg::NC), ncb = round_up(ceil_div(N, nnb), NR);
     const size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
-    // Columns per task inside a panel: halve while there are few tasks and they stay large.
+    // Two ways to cut a K block into tasks (the cut depends only on the shape):
+    //  - many row blocks: a task is a row block of C; it packs its own block of op(A) and runs it
+    //    against the panel of op(B), packed once (in parallel) and shared;
+    //  - few row blocks (small batch): a task is a column chunk of C; it packs its own chunk of op(B)
+    //    (no packed B crosses between cores) and runs it against all of op(A), packed once and shared.
     size_t nt = ncb;
-    while (nmb * ceil_div(ncb, nt) < 8 && nt > NR &&
-           2.0 * double(mcb) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
-        nt = round_up(nt / 2, NR);
-
+    const bool by_columns = nmb < 8;
+    if (by_columns)
+        while (ceil_div(ncb, nt) < 8 && nt > NR &&
+               2.0 * double(M) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
+            nt = round_up(nt / 2, NR);
     // op(B) = B and few rows of op(A): each B sliver is used by too few micro-tiles to repay packing;
     // full slivers are read in place, only a ragged last sliver is packed (its loads would overrun).
     const bool direct_b = !g.trans_b && M <= size_t(Cfg::DIRECT_B_MMAX);
-    T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
-    if (!pb) {
-        naive_block(g, 0, M, 0, N, 0, K, g.beta);
-        epilogue(g, 0, M, 0, N);
-        return;
-    }
+
+    // Runs the rows [i0, i0 + mc) of packed op(A) (pa) against columns [j0, j1) of the panel, whose
+    // slivers are at bsliver(j) with stride bstride(j); then the epilogue on the last K block.
+    auto tile = [&](const T* pa, size_t i0, size_t mc, size_t jc, size_t j0, size_t j1, size_t kc,
+                    T beta, bool last_k, auto&& sliver) {
+        for (size_t j = j0; j < j1; j += NR) {
+            const size_t nr = min_sz(NR, j1 - j);
+            size_t bstride = NR;
+            const T* bs = sliver(j, &bstride);
+            T* c = g.C + i0 * g.ldc + jc + j;
+            for (size_t i = 0; i < mc; i += MR)
+                micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, bstride, c + i * g.ldc, g.ldc,
+                                           min_sz(MR, mc - i), nr, g.alpha, beta);
+            if (last_k) epilogue(g, i0, i0 + mc, jc + j, jc + j + nr);
+        }
+    };
+
     for (size_t jc = 0; jc < N; jc += ncb) {
         const size_t nc = min_sz(ncb, N - jc);
         const size_t n_chunks = ceil_div(nc, nt);
@@ -523,26 +539,9 @@ void gemm_packed(const GemmArgs<T>& g) {
             const size_t kc = min_sz(kcb, K - pc);
             const T beta = pc == 0 ? g.beta : T(1);
             const bool last_k = pc + kc == K;
-            // Pack op(B)[pc:pc+kc, jc:jc+nc], a few slivers per task.
-            const size_t ns = ceil_div(nc, NR);
-            const size_t pack_tasks = max_sz(1, min_sz(ns, kc * nc / kPackGrain));
-            auto pack = [&](size_t t) {
-                const size_t s0 = t * ns / pack_tasks, s1 = (t + 1) * ns / pack_tasks;
-                const size_t j0 = jc + s0 * NR, j1 = min_sz(jc + s1 * NR, jc + nc);
-                const T* src = g.trans_b ? g.B + j0 * g.ldb + pc : g.B + pc * g.ldb + j0;
-                pack_b<S, int(NR)>(g.trans_b, kc, j1 - j0, src, g.ldb, pb + s0 * NR * kc);
-            };
-            if (!direct_b) {
-                parallel_for(pack_tasks, pack);
-            } else if (nc % NR) {
-                const size_t s_tail = nc / NR;
-                pack_b<S, int(NR)>(false, kc, nc - s_tail * NR, g.B + pc * g.ldb + jc + s_tail * NR,
-                                   g.ldb, pb + s_tail * NR * kc);
-            }
-            // When several tasks share a block of op(A) (column chunks), pack op(A)[:, pc:pc+kc] once,
-            // in parallel, instead of once per task. Sliver s holds rows [s*MR, s*MR + MR).
             T* pa_all = nullptr;
-            if (n_chunks > 1) {
+            if (by_columns) {
+                // Pack op(A)[:, pc:pc+kc] once, in parallel. Sliver s holds rows [s*MR, s*MR + MR).
                 const size_t a_slivers = ceil_div(M, MR);
                 pa_all = static_cast<T*>(scratch(3, a_slivers * MR * kc * sizeof(T)));
                 if (pa_all) {
@@ -556,36 +555,85 @@ void gemm_packed(const GemmArgs<T>& g) {
                     parallel_for(a_tasks, pack_all);
                 }
             }
-            // Each task: pack its block of op(A) (unless shared), then micro-tiles, NR-sliver outer so
-            // it stays in L1.
-            auto compute = [&](size_t t) {
-                const size_t i0 = (t / n_chunks) * mcb, mc = min_sz(mcb, M - i0);
-                const size_t j0 = (t % n_chunks) * nt, j1 = min_sz(nc, j0 + nt);
-                const T* pa = pa_all ? pa_all + i0 * kc : nullptr;
-                if (!pa) {
-                    T* own = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
-                    if (!own) {
-                        naive_block(g, i0, i0 + mc, jc + j0, jc + j1, pc, pc + kc, beta);
-                        if (last_k) epilogue(g, i0, i0 + mc, jc + j0, jc + j1);
-                        return;
+            if (pa_all) {
+                auto chunk = [&](size_t t) {
+                    const size_t j0 = t * nt, j1 = min_sz(nc, j0 + nt);
+                    const size_t s0 = j0 / NR, ns = ceil_div(j1 - j0, NR);
+                    // own packed chunk of op(B) (direct_b: only a ragged last sliver)
+                    const size_t tail0 = direct_b ? (j1 - j0) / NR : 0;
+                    const bool pack_some = !direct_b || (j1 - j0) % NR != 0;
+                    T* pbt = nullptr;
+                    if (pack_some) {
+                        pbt = static_cast<T*>(scratch(1, (ns - tail0) * NR * kc * sizeof(T)));
+                        if (!pbt) {
+                            naive_block(g, 0, M, jc + j0, jc + j1, pc, pc + kc, beta);
+                            if (last_k) epilogue(g, 0, M, jc + j0, jc + j1);
+                            return;
+                        }
+                        const size_t b0 = jc + j0 + tail0 * NR;
+                        const T* src = g.trans_b ? g.B + b0 * g.ldb + pc : g.B + pc * g.ldb + b0;
+                        pack_b<S, int(NR)>(g.trans_b, kc, j1 - j0 - tail0 * NR, src, g.ldb, pbt);
                     }
-                    const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
-                    pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, own);
-                    pa = own;
+                    auto sliver = [&](size_t j, size_t* bstride) -> const T* {
+                        const size_t s = j / NR - s0;
+                        if (s < tail0) {
+                            *bstride = g.ldb;
+                            return g.B + pc * g.ldb + jc + j;
+                        }
+                        *bstride = NR;
+                        return pbt + (s - tail0) * NR * kc;
+                    };
+                    for (size_t i0 = 0; i0 < M; i0 += mcb)
+                        tile(pa_all + i0 * kc, i0, min_sz(mcb, M - i0), jc, j0, j1, kc, beta, last_k,
+                             sliver);
+                };
+                parallel_for(n_chunks, chunk);
+                continue;
+            }
+            // Row blocks: pack op(B)[pc:pc+kc, jc:jc+nc] (a few slivers per task), then each task packs
+            // its block of op(A) and runs it against the whole panel.
+            T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
+            if (!pb) {
+                naive_block(g, 0, M, jc, jc + nc, pc, pc + kc, beta);
+                if (last_k) epilogue(g, 0, M, jc, jc + nc);
+                continue;
+            }
+            const size_t ns = ceil_div(nc, NR);
+            if (!direct_b) {
+                const size_t pack_tasks = max_sz(1, min_sz(ns, kc * nc / kPackGrain));
+                auto pack = [&](size_t t) {
+                    const size_t s0 = t * ns / pack_tasks, s1 = (t + 1) * ns / pack_tasks;
+                    const size_t j0 = jc + s0 * NR, j1 = min_sz(jc + s1 * NR, jc + nc);
+                    const T* src = g.trans_b ? g.B + j0 * g.ldb + pc : g.B + pc * g.ldb + j0;
+                    pack_b<S, int(NR)>(g.trans_b, kc, j1 - j0, src, g.ldb, pb + s0 * NR * kc);
+                };
+                parallel_for(pack_tasks, pack);
+            } else if (nc % NR) {
+                const size_t s_tail = nc / NR;
+                pack_b<S, int(NR)>(false, kc, nc - s_tail * NR, g.B + pc * g.ldb + jc + s_tail * NR,
+                                   g.ldb, pb + s_tail * NR * kc);
+            }
+            auto sliver = [&](size_t j, size_t* bstride) -> const T* {
+                if (direct_b && j + NR <= nc) {
+                    *bstride = g.ldb;
+                    return g.B + pc * g.ldb + jc + j;
                 }
-                for (size_t j = j0; j < j1; j += NR) {
-                    const size_t nr = min_sz(NR, j1 - j);
-                    const bool in_place = direct_b && j + NR <= nc;
-                    const T* bs = in_place ? g.B + pc * g.ldb + jc + j : pb + (j / NR) * NR * kc;
-                    const size_t bstride = in_place ? g.ldb : NR;
-                    T* c = g.C + i0 * g.ldc + jc + j;
-                    for (size_t i = 0; i < mc; i += MR)
-                        micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, bs, bstride, c + i * g.ldc, g.ldc,
-                                                   min_sz(MR, mc - i), nr, g.alpha, beta);
-                    if (last_k) epilogue(g, i0, i0 + mc, jc + j, jc + j + nr);
-                }
+                *bstride = NR;
+                return pb + (j / NR) * NR * kc;
             };
-            parallel_for(nmb * n_chunks, compute);
+            auto block = [&](size_t t) {
+                const size_t i0 = t * mcb, mc = min_sz(mcb, M - i0);
+                T* pa = static_cast<T*>(scratch(1, round_up(mc, MR) * kc * sizeof(T)));
+                if (!pa) {
+                    naive_block(g, i0, i0 + mc, jc, jc + nc, pc, pc + kc, beta);
+                    if (last_k) epilogue(g, i0, i0 + mc, jc, jc + nc);
+                    return;
+                }
+                const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
+                pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, pa);
+                tile(pa, i0, mc, jc, 0, nc, kc, beta, last_k, sliver);
+            };
+            parallel_for(nmb, block);
         }
     }
 }

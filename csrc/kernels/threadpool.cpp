@@ -30,7 +30,7 @@ namespace deltaprop::kernels {
 namespace {
 
 constexpr std::uint64_t kIndexMask = 0xffffffffu;
-constexpr auto kSpin = std::chrono::microseconds(100);  // workers spin this long before sleeping
+constexpr auto kSpin = std::chrono::microseconds(1000);  // workers spin this long before sleeping
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -383,10 +383,13 @@ public:
             const T* xb;
             const void* yb;
             if (shuffle) {
-                // the next batch's rows are scattered over X: start fetching their heads now (the
-                // hardware prefetcher follows a row once it is being read)
+                // the next batch's rows are scattered over X: start fetching them now, whole if the
+                // batch fits comfortably in L2, else their heads (the hardware prefetcher follows a
+                // row once it is being read)
                 const std::size_t next_end = std::min(n, start + b + bs);
-                const std::size_t head = std::min<std::size_t>(n_in * sizeof(T), 256);
+                const std::size_t row_bytes = n_in * sizeof(T);
+                const std::size_t head =
+                    bs * row_bytes <= (std::size_t(256) << 10) ? row_bytes : std::min<std::size_t>(row_bytes, 256);
                 for (std::size_t i = start + b; i < next_end; ++i) {
                     const char* row = reinterpret_cast<const char*>(X + perm_[i] * n_in);
                     for (std::size_t off = 0; off < head; off += 64) prefetch(row + off);
@@ -416,10 +419,7 @@ public:
             if (b == 1 && online) {
                 total += online_step(xb, kind, yb, T(sgd.lr));
             } else {
-                total += backward_batch(xb, b, kind, yb, sgd.l2, false) * double(b);
-                kernels::sgd_step(n_params_, T(sgd.lr), T(sgd.momentum), sgd.nesterov != 0,
-                                  T(sgd.weight_decay), grads_.data(), params_.data(),
-                                  velocity_.data());
+                total += backward_batch(xb, b, kind, yb, sgd.l2, false, &sgd) * double(b);
             }
             done += b;
             if (cancel && done < n && cancel(user)) {
@@ -538,13 +538,15 @@ private:
     }
 
     // Forward, loss and the full backward pass for x (kept valid by the caller) and targets y.
+    // update (may be null): the SGD step, fused into the backward pass (see backpropagate).
     double backward_batch(const T* x, std::size_t batch, dp_target kind, const void* y, double l2,
-                          bool accumulate) {
+                          bool accumulate, const dp_sgd* update = nullptr) {
         forward_impl(x, batch);
         const std::size_t L = arch_.layers();
         const double c = output_loss(arch_, z(L - 1), a(L - 1), batch, kind, y, delta(L - 1));
-        backpropagate(batch, l2, accumulate);
-        return c / double(batch) + l2_penalty(l2, batch);
+        const double penalty = l2_penalty(l2, batch);  // of the weights before the step
+        backpropagate(batch, l2, accumulate, update);
+        return c / double(batch) + penalty;
     }
 
     // One sample, plain SGD: forward, loss, then from the top layer down: delta(l-1) from the old W(l),
@@ -568,18 +570,57 @@ private:
     }
 
     // From delta(L-1) down: dW(l) = delta(l)^T a(l-1) / batch + (l2/batch) W(l), db(l) = mean delta(l),
-    // delta(l-1) = delta(l) W(l) (.) g'(z(l-1)).
-    void backpropagate(std::size_t batch, double l2, bool accumulate) {
+    // delta(l-1) = delta(l) W(l) (.) g'(z(l-1)). With update (training, not accumulating): delta(l-1)
+    // first, from the old W(l), then W(l) takes its SGD step block by block in the epilogue of the dW
+    // GEMM, while each block of dW is in cache; the same arithmetic as backward followed by sgd_step.
+    void backpropagate(std::size_t batch, double l2, bool accumulate, const dp_sgd* update = nullptr) {
         const T inv = T(1.0 / double(batch));
         const T beta = accumulate ? T(1) : T(0);
+        const T l2coef = T(l2 / double(batch));
         for (std::size_t l = arch_.layers(); l-- > 0;) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
             const T* in = l == 0 ? x_ : a(l - 1);
             T* dW = grads_.data() + w_off_[l];
             T* db = grads_.data() + b_off_[l];
+            if (update && l > 0)
+                dense_backward_delta(arch_.activations[l - 1], T(arch_.slopes[l - 1]), delta(l), batch,
+                                     n_in, n_out, W(l), z(l - 1), a(l - 1), delta(l - 1));
+            if (update) {
+                struct Ctx {
+                    std::size_t ld;
+                    T l2coef, lr, momentum, weight_decay;
+                    bool nesterov;
+                    T *dW, *W, *v;
+                } ctx{n_in,
+                      l2coef,
+                      T(update->lr),
+                      T(update->momentum),
+                      T(update->weight_decay),
+                      update->nesterov != 0,
+                      dW,
+                      params_.data() + w_off_[l],
+                      velocity_.data() + w_off_[l]};
+                const kernels::Epilogue ep{
+                    [](void* p, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+                        const auto* c = static_cast<const Ctx*>(p);
+                        const std::size_t o = i0 * c->ld + j0;
+                        kernels::param_update_block(i1 - i0, j1 - j0, c->ld, c->l2coef, c->lr,
+                                                    c->momentum, c->nesterov, c->weight_decay,
+                                                    c->dW + o, c->W + o, c->v + o);
+                    },
+                    &ctx};
+                kernels::gemm<T>(true, false, n_out, n_in, batch, inv, delta(l), n_out, in, n_in, T(0),
+                                 dW, n_in, &ep);
+                kernels::column_sums(delta(l), batch, n_out, inv, false, db);
+                const std::size_t bo = b_off_[l];
+                kernels::sgd_step(n_out, T(update->lr), T(update->momentum), update->nesterov != 0,
+                                  T(update->weight_decay), db, params_.data() + bo,
+                                  velocity_.data() + bo);
+                continue;
+            }
             kernels::gemm<T>(true, false, n_out, n_in, batch, inv, delta(l), n_out, in, n_in, beta, dW,
                              n_in);
-            if (l2 != 0.0) kernels::axpy(n_out * n_in, T(l2 / double(batch)), W(l), dW);
+            if (l2 != 0.0) kernels::axpy(n_out * n_in, l2coef, W(l), dW);
             kernels::column_sums(delta(l), batch, n_out, inv, accumulate, db);
             if (l > 0)
                 dense_backward_delta(arch_.activations[l - 1], T(arch_.slopes[l - 1]), delta(l), batch,

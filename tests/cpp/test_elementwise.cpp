@@ -97,6 +97,22 @@ static void check_all(double tol) {
             }
         }
         expect(same, "online_update", rows, cols, 0);
+        // param_update_block on the whole array == axpy (l2) then sgd_step, at both levels
+        for (int plain = 0; plain < 2; ++plain) {
+            const T mom = plain ? T(0) : T(0.9), wd = plain ? T(0) : T(0.01);
+            std::vector<T> g0 = d0, w0 = z0, v0 = d0;
+            k::portable::axpy<T>(n, T(0.3), w0.data(), g0.data());
+            k::portable::sgd_step<T>(n, T(0.1), mom, !plain, wd, g0.data(), w0.data(), v0.data());
+            std::vector<T> g1 = d0, wb1 = z0, vb1 = d0, g2 = d0, wb2 = z0, vb2 = d0;
+            k::portable::param_update_block<T>(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd,
+                                               g1.data(), wb1.data(), vb1.data());
+            k::avx2::param_update_block<T>(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd, g2.data(),
+                                           wb2.data(), vb2.data());
+            same = g1 == g0 && wb1 == w0 && vb1 == v0;
+            for (std::size_t i = 0; i < n; ++i)
+                same = same && g2[i] == g1[i] && wb2[i] == wb1[i] && vb2[i] == vb1[i];
+            expect(same, "param_update_block", rows, cols, 0);
+        }
     }
 #else
     (void)tol;
