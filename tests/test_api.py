@@ -337,6 +337,41 @@ def test_module_functions():
     assert isinstance(dp.get_cmake_dir(), str)
 
 
+def _threads_in_subprocess(env_threads):
+    import os
+    env = dict(os.environ)
+    env.pop("DELTAPROP_NUM_THREADS", None)
+    if env_threads is not None:
+        env["DELTAPROP_NUM_THREADS"] = env_threads
+    code = "import deltaprop as dp; print(dp.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout)
+
+
+def test_default_thread_count_is_the_cpus_this_process_may_use():
+    import os
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no sched_getaffinity on this platform")
+    assert _threads_in_subprocess(None) == len(os.sched_getaffinity(0))
+    assert _threads_in_subprocess("3") == 3
+
+
+def test_set_num_threads(restore_threads):
+    dp.set_num_threads(3)
+    assert dp.get_num_threads() == 3
+    dp.set_num_threads(1)
+    assert dp.get_num_threads() == 1
+    with pytest.raises(ValueError, match="n: expected a thread count >= 0, got -1"):
+        dp.set_num_threads(-1)
+    with pytest.raises(TypeError, match="n: expected an integer"):
+        dp.set_num_threads(2.5)
+    assert dp.get_num_threads() == 1
+    dp.set_num_threads(0)  # back to the default
+    import os
+    assert dp.get_num_threads() == _threads_in_subprocess(os.environ.get("DELTAPROP_NUM_THREADS"))
+
+
 @pytest.mark.parametrize("level", ["portable", "avx2", "avx512"])
 def test_kernel_levels_agree(level):
     before = dp.get_kernel_level()

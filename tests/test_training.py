@@ -245,6 +245,38 @@ def test_thread_count_does_not_change_results(dtype, restore_threads):
     assert results[0] == results[1] == results[2]
 
 
+def test_ctrl_c_stops_fit_between_batches_keeping_the_last_completed_step():
+    """SIGINT during a long native fit raises KeyboardInterrupt; the parameters are exactly those after
+    some number k >= 1 of complete steps (found by replaying the steps with train_batch)."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGINT"):
+        pytest.skip("needs SIGINT delivered to the main thread")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2048, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 2048)
+    net = dp.Network([64, 256, 10], activation="relu", loss="cross_entropy", seed=0)
+    replay = net.copy()
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, y, epochs=100_000, batch_size=32, lr=0.01, shuffle=False)
+    finally:
+        timer.cancel()
+    target = net.params.tobytes()
+    assert replay.params.tobytes() != target
+    for k in range(1, 200_001):
+        i = (k - 1) * 32 % 2048
+        replay.train_batch(X[i:i + 32], y[i:i + 32], lr=0.01)
+        if replay.params.tobytes() == target:
+            break
+    else:
+        pytest.fail("the interrupted parameters match no number of complete steps")
+
+
 # --- learning ------------------------------------------------------------------------------------
 
 def test_xor_learns_to_100_percent():
