@@ -73,7 +73,6 @@ constexpr double kMinPackedTaskFlops = 1.0e6;
 constexpr size_t kMaxTasks = 64;
 constexpr size_t kPackGrain = 8192;   // elements of B packed per task
 constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
-constexpr size_t kMaxPackedA = size_t(64) << 20;  // bytes of op(A) packed at once for column chunks
 
 // Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
 template <int N, class F>
@@ -533,44 +532,44 @@ void gemm_packed(const GemmArgs<T>& g) {
         }
     };
 
-    // Column chunks: all of op(A) is packed once (every K block), in parallel; then one task per chunk
-    // runs every K block in order (one hand-off per GEMM, not per K block). K block pc is at
-    // pa_all + a_rows * pc, sliver s of it at + s * MR * kc.
-    const size_t a_slivers = ceil_div(M, MR), a_rows = a_slivers * MR;
-    T* pa_all = nullptr;
-    if (by_columns && double(a_rows) * double(K) * sizeof(T) <= double(kMaxPackedA))
-        pa_all = static_cast<T*>(scratch(3, a_rows * K * sizeof(T)));
-    if (pa_all) {
-        const size_t per_block = max_sz(1, min_sz(a_slivers, M * kcb / kPackGrain));
-        auto pack_all = [&](size_t t) {
-            const size_t pc = (t / per_block) * kcb, kc = min_sz(kcb, K - pc), u = t % per_block;
-            const size_t s0 = u * a_slivers / per_block, s1 = (u + 1) * a_slivers / per_block;
-            const size_t i0 = s0 * MR, i1 = min_sz(M, s1 * MR);
-            const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
-            pack_a<T, int(MR)>(g.trans_a, i1 - i0, kc, src, g.lda, pa_all + a_rows * pc + s0 * MR * kc);
-        };
-        parallel_for(nkb * per_block, pack_all);
-        for (size_t jc = 0; jc < N; jc += ncb) {
-            const size_t nc = min_sz(ncb, N - jc);
-            auto chunk = [&](size_t t) {
-                const size_t j0 = t * nt, j1 = min_sz(nc, j0 + nt);
-                const size_t s0 = j0 / NR, ns = ceil_div(j1 - j0, NR);
-                // own packed chunk of op(B) (direct_b: only a ragged last sliver)
-                const size_t tail0 = direct_b ? (j1 - j0) / NR : 0;
-                const bool pack_some = !direct_b || (j1 - j0) % NR != 0;
-                T* pbt = nullptr;
-                if (pack_some) {
-                    pbt = static_cast<T*>(scratch(1, (ns - tail0) * NR * kcb * sizeof(T)));
-                    if (!pbt) {
-                        naive_block(g, 0, M, jc + j0, jc + j1, 0, K, g.beta);
-                        epilogue(g, 0, M, jc + j0, jc + j1);
-                        return;
-                    }
+    for (size_t jc = 0; jc < N; jc += ncb) {
+        const size_t nc = min_sz(ncb, N - jc);
+        const size_t n_chunks = ceil_div(nc, nt);
+        for (size_t pc = 0; pc < K; pc += kcb) {
+            const size_t kc = min_sz(kcb, K - pc);
+            const T beta = pc == 0 ? g.beta : T(1);
+            const bool last_k = pc + kc == K;
+            T* pa_all = nullptr;
+            if (by_columns) {
+                // Pack op(A)[:, pc:pc+kc] once, in parallel. Sliver s holds rows [s*MR, s*MR + MR).
+                const size_t a_slivers = ceil_div(M, MR);
+                pa_all = static_cast<T*>(scratch(3, a_slivers * MR * kc * sizeof(T)));
+                if (pa_all) {
+                    const size_t a_tasks = max_sz(1, min_sz(a_slivers, M * kc / kPackGrain));
+                    auto pack_all = [&](size_t t) {
+                        const size_t s0 = t * a_slivers / a_tasks, s1 = (t + 1) * a_slivers / a_tasks;
+                        const size_t i0 = s0 * MR, i1 = min_sz(M, s1 * MR);
+                        const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
+                        pack_a<T, int(MR)>(g.trans_a, i1 - i0, kc, src, g.lda, pa_all + s0 * MR * kc);
+                    };
+                    parallel_for(a_tasks, pack_all);
                 }
-                for (size_t pc = 0; pc < K; pc += kcb) {
-                    const size_t kc = min_sz(kcb, K - pc);
-                    const T beta = pc == 0 ? g.beta : T(1);
+            }
+            if (pa_all) {
+                auto chunk = [&](size_t t) {
+                    const size_t j0 = t * nt, j1 = min_sz(nc, j0 + nt);
+                    const size_t s0 = j0 / NR, ns = ceil_div(j1 - j0, NR);
+                    // own packed chunk of op(B) (direct_b: only a ragged last sliver)
+                    const size_t tail0 = direct_b ? (j1 - j0) / NR : 0;
+                    const bool pack_some = !direct_b || (j1 - j0) % NR != 0;
+                    T* pbt = nullptr;
                     if (pack_some) {
+                        pbt = static_cast<T*>(scratch(1, (ns - tail0) * NR * kc * sizeof(T)));
+                        if (!pbt) {
+                            naive_block(g, 0, M, jc + j0, jc + j1, pc, pc + kc, beta);
+                            if (last_k) epilogue(g, 0, M, jc + j0, jc + j1);
+                            return;
+                        }
                         const size_t b0 = jc + j0 + tail0 * NR;
                         const T* src = g.trans_b ? g.B + b0 * g.ldb + pc : g.B + pc * g.ldb + b0;
                         pack_b<S, int(NR)>(g.trans_b, kc, j1 - j0 - tail0 * NR, src, g.ldb, pbt);
@@ -584,23 +583,13 @@ void gemm_packed(const GemmArgs<T>& g) {
                         *bstride = NR;
                         return pbt + (s - tail0) * NR * kc;
                     };
-                    const T* pa = pa_all + a_rows * pc;
                     for (size_t i0 = 0; i0 < M; i0 += mcb)
-                        tile(pa + i0 * kc, i0, min_sz(mcb, M - i0), jc, j0, j1, kc, beta, pc + kc == K,
+                        tile(pa_all + i0 * kc, i0, min_sz(mcb, M - i0), jc, j0, j1, kc, beta, last_k,
                              sliver);
-                }
-            };
-            parallel_for(ceil_div(nc, nt), chunk);
-        }
-        return;
-    }
-
-    for (size_t jc = 0; jc < N; jc += ncb) {
-        const size_t nc = min_sz(ncb, N - jc);
-        for (size_t pc = 0; pc < K; pc += kcb) {
-            const size_t kc = min_sz(kcb, K - pc);
-            const T beta = pc == 0 ? g.beta : T(1);
-            const bool last_k = pc + kc == K;
+                };
+                parallel_for(n_chunks, chunk);
+                continue;
+            }
             // Row blocks: pack op(B)[pc:pc+kc, jc:jc+nc] (a few slivers per task), then each task packs
             // its block of op(A) and runs it against the whole panel.
             T* pb = static_cast<T*>(scratch(0, kcb * ncb * sizeof(T)));
