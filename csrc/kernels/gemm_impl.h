@@ -8,16 +8,21 @@
 // inline functions. For the same reason these templates use no standard-library function templates.
 //
 // Algorithm (Goto / BLIS): C is covered by tiles of whole MR x NR micro-tiles. For each K block (<= KC,
-// all blocks near-equal) a KC x NC panel of op(B) is packed once, in parallel, into NR-wide slivers;
-// then each task packs an MC x KC block of op(A) into MR-tall slivers and runs the register-blocked
-// micro-kernel over its tile. Packing reads only the caller's elements and zero-pads, so the micro-kernel
-// never needs bounds checks except on the final (masked) store. Tile boundaries and K blocks depend only
-// on (M, N, K), and K is never split between tasks, so every element of C is computed by the same
-// instruction sequence whatever the thread count: results are bitwise identical for any thread count.
+// all blocks near-equal) op(A) is packed into MR-tall slivers and op(B) into NR-wide slivers, and the
+// register-blocked micro-kernel runs over the tiles. Two ways to share the work: many row blocks (large
+// M): the op(B) panel is packed once, in parallel, and each task packs and runs its own row block of
+// op(A); few row blocks (small batches): op(A) is packed once and each task packs and runs its own column
+// chunk of op(B). With op(B) = B and few rows, full B slivers are read in place (no packing). Packing
+// reads only the caller's elements and zero-pads, so the micro-kernel never needs bounds checks except on
+// the final (masked) store. Tile boundaries and K blocks depend only on (M, N, K), and K is never split
+// between tasks, so every element of C is computed by the same instruction sequence whatever the thread
+// count: results are bitwise identical for any thread count. An optional epilogue (gemm.h) runs on each
+// finished block right after its last K block, on the thread that computed it.
 //
-// Small problems skip packing: with op(B) = B^T (forward, x W^T) and few rows, a direct kernel streams
-// rows of W and takes dot products; with op(B) = B (delta W, or delta^T x with a small batch) and few
-// rows or a short K, a direct kernel broadcasts op(A) elements against contiguous rows of B.
+// Small problems skip packing: with op(B) = B^T (forward, x W^T) and few rows, or few columns (tall and
+// skinny), a direct kernel streams rows of op(A) and W and takes dot products; with op(B) = B (delta W,
+// or delta^T x with a small batch) and few rows while B stays in cache, or a short K, a direct kernel
+// broadcasts op(A) elements against contiguous rows of B.
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
