@@ -2,6 +2,8 @@
 // GEMM micro-benchmark (built by hand, not by CMake):
 //   g++ -std=c++17 -O2 -Icsrc benchmarks/gemm_bench.cpp <build>/libdeltaprop.a -pthread -o gemm_bench
 //   ./gemm_bench [threads...]        (default: 1 2)
+//   ./gemm_bench w [threads]         the products of the W1 and W2 workloads
+//   ./gemm_bench c f64 ta tb M N K threads   one shape
 // Prints the median and min-max GFLOP/s over repetitions for the layer shapes of a dense network.
 #include <algorithm>
 #include <chrono>
@@ -65,7 +67,34 @@ static void sweep() {
     }
 }
 
+// The float64 products of W2 (400-25-10, full batch of 5000) and the float32 ones of W1 (batch 64).
+static void workloads() {
+    bench<double>({"W2 fwd x.W1^T 5000x25x400", false, true, 5000, 25, 400, 0});
+    bench<double>({"W2 dW1 = delta^T.x 25x400 K=5000", true, false, 25, 400, 5000, 0});
+    bench<double>({"W2 fwd a1.W2^T 5000x10x25", false, true, 5000, 10, 25, 0});
+    bench<double>({"W2 delta2.W2 5000x25x10", false, false, 5000, 25, 10, 0});
+    bench<double>({"W2 dW2 10x25 K=5000", true, false, 10, 25, 5000, 0});
+    bench<float>({"W1 fwd 64x256x784", false, true, 64, 256, 784, 0});
+    bench<float>({"W1 dW1 256x784 K=64", true, false, 256, 784, 64, 0});
+    bench<float>({"W1 fwd 64x128x256", false, true, 64, 128, 256, 0});
+    bench<float>({"W1 delta 64x256x128", false, false, 64, 256, 128, 0});
+    bench<float>({"W1 dW2 128x256 K=64", true, false, 128, 256, 64, 0});
+}
+
 int main(int argc, char** argv) {
+    if (argc == 9 && argv[1][0] == 'c') {  // c f32|f64 ta tb M N K threads: one shape
+        k::set_num_threads(std::atoi(argv[8]));
+        const Shape s{"custom", argv[3][0] == '1', argv[4][0] == '1', size_t(std::atol(argv[5])),
+                      size_t(std::atol(argv[6])), size_t(std::atol(argv[7])), 0};
+        if (argv[2][1] == '3') bench<float>(s);
+        else bench<double>(s);
+        return 0;
+    }
+    if (argc > 1 && argv[1][0] == 'w') {
+        k::set_num_threads(argc > 2 ? std::atoi(argv[2]) : 1);
+        workloads();
+        return 0;
+    }
     if (argc > 1 && argv[1][0] == 's') {
         k::set_num_threads(argc > 2 ? std::atoi(argv[2]) : 1);
         sweep();

@@ -62,7 +62,7 @@ struct Avx512F32 {
     using S = F32x16;
     static constexpr int MR = 14, NV = 2;
     static constexpr size_t KC = 256, MC = 168, NC = 4064;
-    static constexpr int DIRECT_B_MMAX = 64;
+    static constexpr int DIRECT_B_MMAX = 64, MR_ALT = 13, TALL_NMAX = 4 * NV * S::W;
     static constexpr int DOT_MMAX = 24, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 48, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;
 };
@@ -70,7 +70,7 @@ struct Avx512F64 {
     using S = F64x8;
     static constexpr int MR = 14, NV = 2;
     static constexpr size_t KC = 256, MC = 84, NC = 2032;
-    static constexpr int DIRECT_B_MMAX = 64;
+    static constexpr int DIRECT_B_MMAX = 64, MR_ALT = 13, TALL_NMAX = 4 * NV * S::W;
     static constexpr int DOT_MMAX = 24, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 4, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 48, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;
 };

@@ -157,10 +157,13 @@ static void run_shapes() {
                                  {5, 300, 513}, {300, 70, 600}, {181, 91, 523}, {13, 4100, 70},
                                  {2, 4100, 65}, {600, 3, 2},   {700, 37, 4},  {37, 2100, 3},
                                  {100, 4100, 40}, {48, 200, 100}, {70, 50, 20},
-                                 // tall and skinny (direct dot kernel split by rows), few rows of
-                                 // op(A) with a long K (B read in place, ragged last sliver)
-                                 {1000, 25, 300}, {333, 31, 65}, {25, 403, 700}, {64, 785, 300},
-                                 {63, 257, 1100}};
+                                 // tall and skinny (rows of A read in place, several K blocks, a
+                                 // ragged last sliver of B; every sliver count up to the limit), few
+                                 // rows of op(A) with a long K (B read in place, ragged last sliver,
+                                 // row counts that choose each micro-tile height)
+                                 {1000, 25, 300}, {333, 31, 65}, {2001, 25, 401}, {97, 10, 600},
+                                 {130, 64, 33}, {40, 17, 7}, {25, 403, 700}, {10, 25, 3000},
+                                 {64, 785, 300}, {63, 257, 1100}};
         for (const auto& s : big) {
             const auto& a = ab[n % 3];
             check<T>({ta, tb, s[0], s[1], s[2], a[0], a[1], size_t(n % 2 ? 5 : 0)});
