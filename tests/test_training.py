@@ -168,6 +168,39 @@ def test_fit_without_shuffle_equals_train_batch_loop(batch_size):
     np.testing.assert_allclose(net.params, other.params, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_in_one_native_call_equals_fit_epoch_by_epoch(dtype, shuffle):
+    """Without a callback fit runs every epoch in one native call (inputs validated once); with one it
+    calls the core once an epoch. Both give the same parameters, momentum and losses bit for bit."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(600, 7)).astype(dtype)
+    Y = (rng.random((600, 3)) < 0.5).astype(dtype)
+    net = dp.Network([7, 11, 3], activation="sigmoid", loss="binary_cross_entropy", dtype=dtype, seed=4)
+    other = net.copy()
+    kw = dict(epochs=4, batch_size=None if not shuffle else 64, lr=0.5, momentum=0.5, l2=0.1,
+              shuffle=shuffle, seed=9)
+    losses = net.fit(X, Y, **kw)
+    seen = []
+    expected = other.fit(X, Y, callback=lambda e, l: seen.append(e), **kw)
+    assert seen == [0, 1, 2, 3]
+    assert losses == expected
+    assert losses[-1] < losses[0]
+    assert net.params.tobytes() == other.params.tobytes()
+    assert net.velocity.tobytes() == other.velocity.tobytes()
+
+
+def test_fit_validates_every_input_before_the_first_epoch():
+    net, X, Y = _linear(n=40)
+    before = net.params.copy()
+    X = X.copy()
+    X[-1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"\bX\b.*NaN"):
+        net.fit(X, Y, epochs=3, batch_size=8, lr=0.01)
+    assert net.params.tobytes() == before.tobytes()
+    assert net.fit(X, Y, epochs=0) == []
+
+
 def test_fit_callback_per_epoch_and_early_stop():
     net, X, Y = _linear()
     calls = []

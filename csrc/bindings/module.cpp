@@ -254,9 +254,9 @@ PYBIND11_MODULE(_core, m) {
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.step(s);
         })
-        .def("train_epoch", [](PyNet& n, const py::array& x, const py::array& y, std::size_t batch_size,
-                               double lr, double momentum, bool nesterov, double weight_decay, double l2,
-                               bool shuffle) {
+        .def("train", [](PyNet& n, const py::array& x, const py::array& y, std::size_t batch_size,
+                         double lr, double momentum, bool nesterov, double weight_decay, double l2,
+                         bool shuffle, std::size_t epochs) {
             const std::size_t rows = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", rows, n.net.n_in());
             const void* yp = targets(n, y, rows);
@@ -267,14 +267,14 @@ PYBIND11_MODULE(_core, m) {
             s.nesterov = nesterov ? 1 : 0;
             s.weight_decay = weight_decay;
             s.l2 = l2;
-            double loss = 0;
+            std::vector<double> losses;
             bool interrupted = false;
             {
                 py::gil_scoped_release rel;
                 std::lock_guard<std::mutex> lk(n.mu);
                 CancelState st;
                 try {
-                    loss = n.net.train_epoch(xp, rows, kind, yp, batch_size, s, shuffle, check_signals, &st);
+                    losses = n.net.train(xp, rows, kind, yp, batch_size, s, epochs, shuffle, check_signals, &st);
                 } catch (const deltaprop::interrupted&) {
                     interrupted = true;
                 }
@@ -284,6 +284,6 @@ PYBIND11_MODULE(_core, m) {
                 PyErr_SetNone(PyExc_KeyboardInterrupt);
                 throw py::error_already_set();
             }
-            return loss;
+            return losses;
         });
 }

@@ -336,6 +336,21 @@ dp_status dp_net_train_epoch(dp_net* net, const void* x, size_t n, dp_target kin
     return s != DP_OK ? s : result;
 }
 
+dp_status dp_net_train(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
+                       size_t batch_size, const dp_sgd* sgd, int shuffle, size_t epochs,
+                       dp_cancel_fn cancel, void* user, double* losses, size_t* epochs_done) {
+    if (epochs_done) *epochs_done = 0;
+    dp_status result = DP_OK;
+    const dp_status s = guard([&] {
+        auto& impl = get(net);
+        need(sgd, "sgd");
+        result = impl.train(x, n, target_kind(kind), y, batch_size, *sgd, shuffle != 0, epochs, cancel,
+                            user, losses, epochs_done);
+        if (result == DP_ERR_INTERRUPTED) set_error(result, "training interrupted by the cancel callback");
+    });
+    return s != DP_OK ? s : result;
+}
+
 dp_status dp_net_workspace(const dp_net* net, size_t layer, const void** z, const void** a,
                            const void** delta, size_t* batch) {
     return guard([&] { get(net).workspace(layer, z, a, delta, batch); });

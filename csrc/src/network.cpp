@@ -175,11 +175,10 @@ void check_targets(dp_target kind, const void* y, std::size_t batch, std::size_t
 
 double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
 
-// Loss of one batch from the output pre-activations z and activations a, summed over samples (the
-// caller divides by the batch). If delta is not null it receives dC0/dz(L) per sample.
+// output_loss over rows [r0, r1).
 template <class T>
-double output_loss(const Arch& arch, const T* z, const T* a, std::size_t batch, dp_target kind,
-                   const void* y, T* delta) {
+double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0, std::size_t r1,
+                        dp_target kind, const void* y, T* delta) {
     const std::size_t n = arch.n_out();
     const dp_activation act = arch.activations.back();
     const T* yv = kind == DP_TARGET_VALUES ? static_cast<const T*>(y) : nullptr;
@@ -188,7 +187,7 @@ double output_loss(const Arch& arch, const T* z, const T* a, std::size_t batch, 
         return yv ? yv[r * n + c] : T(yc[r] == std::int64_t(c) ? 1 : 0);
     };
     double total = 0.0;
-    for (std::size_t r = 0; r < batch; ++r) {
+    for (std::size_t r = r0; r < r1; ++r) {
         const T* zr = z + r * n;
         const T* ar = a + r * n;
         T* dr = delta ? delta + r * n : nullptr;
@@ -224,11 +223,31 @@ double output_loss(const Arch& arch, const T* z, const T* a, std::size_t batch, 
     }
     if (delta && arch.loss == DP_LOSS_MSE) {
         // delta = dC0/da (.) g'(z); softmax needs its Jacobian.
+        const std::size_t o = r0 * n;
         if (act == DP_SOFTMAX)
-            kernels::softmax_backward(a, delta, batch, n);
+            kernels::softmax_backward(a + o, delta + o, r1 - r0, n);
         else
-            kernels::mul_activation_grad(kact(act), T(arch.slopes.back()), z, a, delta, batch, n);
+            kernels::mul_activation_grad(kact(act), T(arch.slopes.back()), z + o, a + o, delta + o,
+                                         r1 - r0, n);
     }
+    return total;
+}
+
+// Loss of one batch from the output pre-activations z and activations a, summed over samples (the
+// caller divides by the batch). If delta is not null it receives dC0/dz(L) per sample. Rows are cut
+// into at most 64 chunks (the cut depends only on the batch) summed in order on the thread pool.
+template <class T>
+double output_loss(const Arch& arch, const T* z, const T* a, std::size_t batch, dp_target kind,
+                   const void* y, T* delta) {
+    constexpr std::size_t kMaxChunks = 64;
+    const std::size_t rows = std::max<std::size_t>(512, (batch + kMaxChunks - 1) / kMaxChunks);
+    const std::size_t chunks = (batch + rows - 1) / rows;
+    double part[kMaxChunks];
+    kernels::parallel_for(chunks, [&](std::size_t c) {
+        part[c] = output_loss_rows(arch, z, a, c * rows, std::min(batch, (c + 1) * rows), kind, y, delta);
+    });
+    double total = 0.0;
+    for (std::size_t c = 0; c < chunks; ++c) total += part[c];
     return total;
 }
 
@@ -356,9 +375,10 @@ public:
                           T(sgd.weight_decay), grads_.data(), params_.data(), velocity_.data());
     }
 
-    dp_status train_epoch(const void* x, std::size_t n, dp_target kind, const void* y,
-                          std::size_t batch_size, const dp_sgd& sgd, bool shuffle,
-                          dp_cancel_fn cancel, void* user, double* mean_loss) override {
+    dp_status train(const void* x, std::size_t n, dp_target kind, const void* y, std::size_t batch_size,
+                    const dp_sgd& sgd, bool shuffle, std::size_t epochs, dp_cancel_fn cancel, void* user,
+                    double* losses, std::size_t* epochs_done) override {
+        if (epochs_done) *epochs_done = 0;
         check_batch("X", n);
         if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
         if (batch_size == 0) fail(DP_ERR_INVALID_ARGUMENT, "batch_size must be at least 1, got 0");
@@ -368,8 +388,30 @@ public:
         const std::size_t bs = std::min(batch_size, n);
         reserve(bs);
         if (shuffle && perm_.size() < n) perm_.resize(n);  // may throw: nothing changed yet
+        // validated once: from here on nothing fails
+        for (std::size_t e = 0; e < epochs; ++e) {
+            double mean = 0.0;
+            const dp_status st = run_epoch(static_cast<const T*>(x), n, kind, y, bs, sgd, shuffle, cancel,
+                                           user, &mean);
+            if (losses) losses[e] = mean;
+            if (st != DP_OK) return st;
+            if (epochs_done) *epochs_done = e + 1;
+            if (cancel && e + 1 < epochs && cancel(user)) return DP_ERR_INTERRUPTED;
+        }
+        return DP_OK;
+    }
+
+    dp_status train_epoch(const void* x, std::size_t n, dp_target kind, const void* y,
+                          std::size_t batch_size, const dp_sgd& sgd, bool shuffle,
+                          dp_cancel_fn cancel, void* user, double* mean_loss) override {
+        return train(x, n, kind, y, batch_size, sgd, shuffle, 1, cancel, user, mean_loss, nullptr);
+    }
+
+    // One epoch over validated inputs (bs <= n, workspace reserved, perm_ sized).
+    dp_status run_epoch(const T* X, std::size_t n, dp_target kind, const void* y, std::size_t bs,
+                        const dp_sgd& sgd, bool shuffle, dp_cancel_fn cancel, void* user,
+                        double* mean_loss) {
         const std::size_t n_in = arch_.n_in(), n_out = arch_.n_out();
-        const T* X = static_cast<const T*>(x);
         if (shuffle) {
             for (std::size_t i = 0; i < n; ++i) perm_[i] = i;
             for (std::size_t i = n - 1; i > 0; --i) std::swap(perm_[i], perm_[rng_.below(i + 1)]);

@@ -67,7 +67,14 @@ public:
                             double l2, bool accumulate) = 0;
     virtual void backward_output_grad(const void* dc_da, std::size_t batch, bool accumulate) = 0;
     virtual void step(const dp_sgd& sgd) = 0;
-    // Returns DP_OK or DP_ERR_INTERRUPTED (weights of the completed steps kept).
+    // Returns DP_OK or DP_ERR_INTERRUPTED (weights of the completed steps kept). Validates once, then
+    // trains `epochs` epochs: losses[e] (may be null) is epoch e's mean loss (on interruption, the
+    // partial epoch's mean), epochs_done (may be null) the number of complete epochs.
+    virtual dp_status train(const void* x, std::size_t n, dp_target kind, const void* y,
+                            std::size_t batch_size, const dp_sgd& sgd, bool shuffle, std::size_t epochs,
+                            dp_cancel_fn cancel, void* user, double* losses,
+                            std::size_t* epochs_done) = 0;
+    // train with epochs = 1.
     virtual dp_status train_epoch(const void* x, std::size_t n, dp_target kind, const void* y,
                                   std::size_t batch_size, const dp_sgd& sgd, bool shuffle,
                                   dp_cancel_fn cancel, void* user, double* mean_loss) = 0;

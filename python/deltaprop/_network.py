@@ -395,9 +395,13 @@ class Network:
             if not 0 <= seed < 2**64:
                 raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed}")
             self._core.seed(seed)
+        args = (X, Yc, batch_size, lr, momentum, nesterov, weight_decay, l2, bool(shuffle))
+        if callback is None and not verbose:
+            # one native call: the inputs are validated once, not once an epoch
+            return list(self._core.train(*args, epochs)) if epochs else []
         losses: List[float] = []
         for epoch in range(epochs):
-            loss = self._core.train_epoch(X, Yc, batch_size, lr, momentum, nesterov, weight_decay, l2, bool(shuffle))
+            loss = self._core.train(*args, 1)[0]
             losses.append(loss)
             if verbose:
                 print(f"epoch {epoch + 1}/{epochs}  loss {loss:.6f}", flush=True)

@@ -437,6 +437,12 @@ static void compute_errors(dp_dtype dtype) {
     EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, (dp_target)5, y, 2, &sgd, 0, NULL, NULL, NULL));
     EXPECT_INVALID(net, dp_net_train_epoch(net, x_nan, batch, DP_TARGET_VALUES, y, 1, &sgd, 0, NULL, NULL, NULL));
     EXPECT_INVALID(net, dp_net_train_epoch(net, x, batch, DP_TARGET_VALUES, y_nan, 1, &sgd, 1, NULL, NULL, NULL));
+    /* dp_net_train validates before its first epoch */
+    EXPECT_INVALID(net, dp_net_train(net, x_nan, batch, DP_TARGET_VALUES, y, 1, &sgd, 0, 3, NULL, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train(net, x, batch, DP_TARGET_VALUES, y_nan, 2, &sgd, 1, 3, NULL, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train(net, x, batch, DP_TARGET_VALUES, y, 0, &sgd, 0, 3, NULL, NULL, NULL, NULL));
+    EXPECT_INVALID(net, dp_net_train(net, x, batch, DP_TARGET_VALUES, y, 2, NULL, 0, 3, NULL, NULL, NULL, NULL));
+    EXPECT_INVALID(NULL, dp_net_train(NULL, x, batch, DP_TARGET_VALUES, y, 2, &sgd, 0, 3, NULL, NULL, NULL, NULL));
 
     /* backward from dC/da: after a forward, bad arguments */
     CHECK_OK(dp_net_forward(net, x, batch, out));
@@ -611,6 +617,58 @@ static void test_cancel(void) {
     CHECK(mean_loss > 0.0 && isfinite(mean_loss));
     free(c.at_stop);
     free(before);
+    free(x);
+    free(y);
+    dp_net_destroy(ref);
+    dp_net_destroy(net);
+}
+
+/* dp_net_train over E epochs is E calls of dp_net_train_epoch, bit for bit (losses too); a cancel
+ * between epochs reports the complete epochs. */
+static void test_train_epochs(void) {
+    const dp_dtype dtype = DP_FLOAT32;
+    dp_net* net = make_net(dtype, DP_LOSS_MSE, 17);
+    dp_net* ref = NULL;
+    const size_t n = 10, bs = 3, epochs = 4;
+    void* x = random_values(dtype, n * 3);
+    void* y = random_values(dtype, n * 2);
+    dp_sgd sgd = dp_sgd_default();
+    double losses[4] = {0, 0, 0, 0}, loss = 0.0;
+    size_t done = 99, e, bytes;
+    cancel_state c;
+    if (!net) return;
+    sgd.lr = 0.05;
+    sgd.momentum = 0.9;
+    bytes = dp_net_num_params(net) * elem_size(dtype);
+    CHECK_OK(dp_net_clone(net, &ref));
+    if (!ref) goto done;
+    CHECK_OK(dp_net_seed(net, 5));
+    CHECK_OK(dp_net_seed(ref, 5));
+    CHECK_OK(dp_net_train(net, x, n, DP_TARGET_VALUES, y, bs, &sgd, 1, epochs, NULL, NULL, losses, &done));
+    CHECK(done == epochs);
+    for (e = 0; e < epochs; ++e) {
+        CHECK_OK(dp_net_train_epoch(ref, x, n, DP_TARGET_VALUES, y, bs, &sgd, 1, NULL, NULL, &loss));
+        CHECK(loss == losses[e]);
+    }
+    CHECK(losses[epochs - 1] < losses[0]);
+    CHECK(memcmp(dp_net_params(ref), dp_net_params(net), bytes) == 0);
+    CHECK(memcmp(dp_net_velocity(ref), dp_net_velocity(net), bytes) == 0);
+    /* zero epochs: validates, changes nothing */
+    CHECK_OK(dp_net_train(net, x, n, DP_TARGET_VALUES, y, bs, &sgd, 1, 0, NULL, NULL, NULL, &done));
+    CHECK(done == 0);
+    CHECK(memcmp(dp_net_params(ref), dp_net_params(net), bytes) == 0);
+    /* a cancel on the 2nd call (batches of 10 = 1 per epoch: calls come between epochs) */
+    c.net = net;
+    c.calls = 0;
+    c.stop_at = 2;
+    c.bytes = bytes;
+    c.at_stop = NULL;
+    CHECK(dp_net_train(net, x, n, DP_TARGET_VALUES, y, n, &sgd, 0, epochs, cancel_cb, &c, NULL, &done) ==
+          DP_ERR_INTERRUPTED);
+    CHECK(done == 2);
+    CHECK(c.calls == 2);
+    free(c.at_stop);
+done:
     free(x);
     free(y);
     dp_net_destroy(ref);
@@ -875,6 +933,7 @@ int main(void) {
     run("compute: invalid arguments (float64)", test_errors_float64);
     run("io and format errors", test_io_and_format_errors);
     run("cancel callback interrupts, keeps completed steps", test_cancel);
+    run("train: epochs in one call equal epoch calls", test_train_epochs);
     run("kernel levels", test_kernel_levels);
     run("save/load round trips (file and buffer)", test_save_load);
     run("clone is deep", test_clone);

@@ -197,6 +197,14 @@ DP_API dp_status dp_net_step(dp_net* net, const dp_sgd* sgd);
 DP_API dp_status dp_net_train_epoch(dp_net* net, const void* x, size_t n, dp_target kind,
                                     const void* y, size_t batch_size, const dp_sgd* sgd, int shuffle,
                                     dp_cancel_fn cancel, void* user, double* mean_loss);
+/* epochs epochs of dp_net_train_epoch, validating x and y once (so the inputs are read once, not once
+ * an epoch). losses [epochs] (may be NULL) receives each epoch's mean loss (after an interruption, the
+ * interrupted epoch's partial mean at index *epochs_done); epochs_done (may be NULL) the number of
+ * complete epochs. cancel is also called between epochs. epochs == 0 validates and trains nothing.
+ * Returns DP_OK, DP_ERR_INTERRUPTED (the completed steps kept) or a validation error (nothing changed). */
+DP_API dp_status dp_net_train(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
+                              size_t batch_size, const dp_sgd* sgd, int shuffle, size_t epochs,
+                              dp_cancel_fn cancel, void* user, double* losses, size_t* epochs_done);
 
 /* Workspace of the last dp_net_forward/backward: z, a and delta of layer (0 <= layer < L), each
  * [batch, n_out(layer)]; any pointer argument may be NULL. delta is valid after a backward. */

@@ -158,6 +158,16 @@ public:
         check(dp_net_train_epoch(net_, x, n, kind, y, batch_size, &sgd, shuffle ? 1 : 0, cancel, user, &c));
         return c;
     }
+    // epochs epochs, inputs validated once; returns each epoch's mean loss; throws
+    // deltaprop::interrupted if cancel stopped it.
+    std::vector<double> train(const void* x, std::size_t n, dp_target kind, const void* y,
+                              std::size_t batch_size, const dp_sgd& sgd, std::size_t epochs,
+                              bool shuffle = true, dp_cancel_fn cancel = nullptr, void* user = nullptr) {
+        std::vector<double> losses(epochs);
+        check(dp_net_train(net_, x, n, kind, y, batch_size, &sgd, shuffle ? 1 : 0, epochs, cancel, user,
+                           losses.data(), nullptr));
+        return losses;
+    }
 
     // Typed conveniences: T must be the net's dtype.
     template <class T>
