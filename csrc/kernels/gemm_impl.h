@@ -77,6 +77,7 @@ constexpr double kMinTaskFlops = 2.0e5;
 constexpr double kMinPackedTaskFlops = 1.0e6;
 constexpr size_t kMaxTasks = 64;
 constexpr size_t kPackGrain = 8192;   // elements of B packed per task
+constexpr size_t kEpilogueSlivers = 8;  // slivers of C finished before the epilogue runs on them
 constexpr size_t kPrefetchRows = 24;  // rows of B read in place that the micro-kernel fetches ahead
 constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
 
@@ -548,8 +549,10 @@ void gemm_packed(const GemmArgs<T>& g) {
 
     // Runs the rows [i0, i0 + mc) of packed op(A) (pa) against columns [j0, j1) of the panel, whose
     // slivers are at bsliver(j) with stride bstride(j); then the epilogue on the last K block.
+    // The epilogue runs on groups of kEpilogueSlivers slivers: rows long enough to stream well.
     auto tile = [&](const T* pa, size_t i0, size_t mc, size_t jc, size_t j0, size_t j1, size_t kc,
                     T beta, bool last_k, auto&& sliver) {
+        size_t group = j0;
         for (size_t j = j0; j < j1; j += NR) {
             const size_t nr = min_sz(NR, j1 - j);
             size_t bstride = NR;
@@ -564,7 +567,10 @@ void gemm_packed(const GemmArgs<T>& g) {
                     micro<S, int(MR), Cfg::NV>(kc, pa + i * kc, 0, bs, bstride, c + i * g.ldc, g.ldc,
                                                min_sz(MR, mc - i), nr, g.alpha, beta);
             }
-            if (last_k) epilogue(g, i0, i0 + mc, jc + j, jc + j + nr);
+            if (last_k && (j + nr == j1 || (j + NR - group) / NR == kEpilogueSlivers)) {
+                epilogue(g, i0, i0 + mc, jc + group, jc + j + nr);
+                group = j + nr;
+            }
         }
     };
 
