@@ -34,6 +34,13 @@ void softmax_rows(T* a, std::size_t rows, std::size_t cols) {
 template <class T>
 void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t ld, std::size_t rows,
                            std::size_t cols) {
+    if (act == Act::sigmoid && ld == cols) {
+        // whole rows: one contiguous stream through the vector exp (no ragged tail per row)
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < cols; ++c) z[r * ld + c] += b[c];
+        sigmoid_rows(z, a, rows * cols);
+        return;
+    }
     for (std::size_t r = 0; r < rows; ++r) {
         T* zr = z + r * ld;
         T* ar = a + r * ld;
