@@ -262,6 +262,7 @@ inline void micro(size_t kc, const typename S::T* __restrict a, size_t lda,
         for (int i = 0; i < MR; ++i) row[i] = a + (size_t(i) < m ? size_t(i) : m - 1) * lda;
 #pragma GCC unroll 4
         for (size_t k = 0; k < kc; ++k) {
+            if constexpr (PF_B) __builtin_prefetch(b + kPrefetchRows * bstride);
             V bv[NV];
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
@@ -531,27 +532,38 @@ void gemm_packed(const GemmArgs<T>& g) {
     // Shape-only blocking: near-equal K blocks <= KC, N panels <= NC, M blocks <= MC.
     const size_t nkb = ceil_div(K, Cfg::KC), kcb = ceil_div(K, nkb);
     const size_t nnb = ceil_div(N, Cfg::NC), ncb = round_up(ceil_div(N, nnb), NR);
-    const size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
+    size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
+    // A parameter gradient, dW = delta^T x, over one K block (a mini-batch): cut by rows of dW, the
+    // rows of W that the forward product x W^T cuts by its columns, so that each thread updates the
+    // rows of W it reads in the forward pass; B (x) is read in place, so nothing packed is shared.
+    const bool param_rows = g.trans_a && !g.trans_b && nkb == 1 && M >= 4 * MR;
+    if (param_rows) {
+        const double flops = 2.0 * double(M) * double(N) * double(K);
+        nmb = min_sz(min_sz(8, ceil_div(M, MR)), max_sz(1, size_t(flops / kMinPackedTaskFlops)));
+        mcb = round_up(ceil_div(M, nmb), MR);
+        nmb = ceil_div(M, mcb);
+    }
     // Two ways to cut a K block into tasks (the cut depends only on the shape):
     //  - many row blocks: a task is a row block of C; it packs its own block of op(A) and runs it
     //    against the panel of op(B), packed once (in parallel) and shared;
     //  - few row blocks (small batch): a task is a column chunk of C; it packs its own chunk of op(B)
     //    (no packed B crosses between cores) and runs it against all of op(A), packed once and shared.
     size_t nt = ncb;
-    const bool by_columns = nmb < 8;
+    const bool by_columns = nmb < 8 && !param_rows;
     if (by_columns)
         while (ceil_div(ncb, nt) < 8 && nt > NR &&
                2.0 * double(M) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
             nt = round_up(nt / 2, NR);
     // op(B) = B and few rows of op(A): each B sliver is used by too few micro-tiles to repay packing;
     // full slivers are read in place, only a ragged last sliver is packed (its loads would overrun).
-    const bool direct_b = !g.trans_b && M <= size_t(Cfg::DIRECT_B_MMAX);
+    const bool direct_b = !g.trans_b && (M <= size_t(Cfg::DIRECT_B_MMAX) || param_rows);
 
     // Runs the rows [i0, i0 + mc) of packed op(A) (pa) against columns [j0, j1) of the panel, whose
     // slivers are at bsliver(j) with stride bstride(j); then the epilogue on the last K block.
     // The epilogue runs on groups of kEpilogueSlivers slivers: rows long enough to stream well.
-    auto tile = [&](const T* pa, size_t i0, size_t mc, size_t jc, size_t j0, size_t j1, size_t kc,
-                    T beta, bool last_k, auto&& sliver) {
+    // pa == nullptr: the rows of op(A) = A are read in place (from column pc on).
+    auto tile = [&](const T* pa, size_t i0, size_t mc, size_t jc, size_t j0, size_t j1, size_t pc,
+                    size_t kc, T beta, bool last_k, auto&& sliver) {
         size_t group = j0;
         for (size_t j = j0; j < j1; j += NR) {
             const size_t nr = min_sz(NR, j1 - j);
@@ -559,6 +571,17 @@ void gemm_packed(const GemmArgs<T>& g) {
             const T* bs = sliver(j, &bstride);
             T* c = g.C + i0 * g.ldc + jc + j;
             for (size_t i = 0; i < mc; i += MR) {
+                const size_t m = min_sz(MR, mc - i);
+                if (!pa) {
+                    const T* a = g.A + (i0 + i) * g.lda + pc;
+                    if (i == 0 && bstride != NR)
+                        micro<S, int(MR), Cfg::NV, true, true>(kc, a, g.lda, bs, bstride, c, g.ldc, m,
+                                                               nr, g.alpha, beta);
+                    else
+                        micro<S, int(MR), Cfg::NV, true>(kc, a, g.lda, bs, bstride, c + i * g.ldc, g.ldc,
+                                                         m, nr, g.alpha, beta);
+                    continue;
+                }
                 // the first pass over a sliver read in place streams it from memory
                 if (i == 0 && bstride != NR)
                     micro<S, int(MR), Cfg::NV, false, true>(kc, pa, 0, bs, bstride, c, g.ldc,
@@ -582,7 +605,9 @@ void gemm_packed(const GemmArgs<T>& g) {
             const T beta = pc == 0 ? g.beta : T(1);
             const bool last_k = pc + kc == K;
             T* pa_all = nullptr;
-            if (by_columns) {
+            // few rows of op(A) = A: the micro-kernel reads them in place (no serial packing)
+            const bool a_in_place = by_columns && !g.trans_a;
+            if (by_columns && !a_in_place) {
                 // Pack op(A)[:, pc:pc+kc] once, in parallel. Sliver s holds rows [s*MR, s*MR + MR).
                 const size_t a_slivers = ceil_div(M, MR);
                 pa_all = static_cast<T*>(scratch(3, a_slivers * MR * kc * sizeof(T)));
@@ -597,7 +622,7 @@ void gemm_packed(const GemmArgs<T>& g) {
                     parallel_for(a_tasks, pack_all);
                 }
             }
-            if (pa_all) {
+            if (pa_all || a_in_place) {
                 auto chunk = [&](size_t t) {
                     const size_t j0 = t * nt, j1 = min_sz(nc, j0 + nt);
                     const size_t s0 = j0 / NR, ns = ceil_div(j1 - j0, NR);
@@ -626,8 +651,8 @@ void gemm_packed(const GemmArgs<T>& g) {
                         return pbt + (s - tail0) * NR * kc;
                     };
                     for (size_t i0 = 0; i0 < M; i0 += mcb)
-                        tile(pa_all + i0 * kc, i0, min_sz(mcb, M - i0), jc, j0, j1, kc, beta, last_k,
-                             sliver);
+                        tile(a_in_place ? nullptr : pa_all + i0 * kc, i0, min_sz(mcb, M - i0), jc, j0,
+                             j1, pc, kc, beta, last_k, sliver);
                 };
                 parallel_for(n_chunks, chunk);
                 continue;
@@ -673,7 +698,7 @@ void gemm_packed(const GemmArgs<T>& g) {
                 }
                 const T* src = g.trans_a ? g.A + pc * g.lda + i0 : g.A + i0 * g.lda + pc;
                 pack_a<T, int(MR)>(g.trans_a, mc, kc, src, g.lda, pa);
-                tile(pa, i0, mc, jc, 0, nc, kc, beta, last_k, sliver);
+                tile(pa, i0, mc, jc, 0, nc, pc, kc, beta, last_k, sliver);
             };
             parallel_for(nmb, block);
         }
