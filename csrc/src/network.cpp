@@ -428,17 +428,23 @@ public:
                 // the next batch's rows are scattered over X: start fetching them now, whole if the
                 // batch fits comfortably in L2, else their heads (the hardware prefetcher follows a
                 // row once it is being read)
-                const std::size_t next_end = std::min(n, start + b + bs);
+                // The copy is cut into fixed row ranges on the thread pool; each range's thread also
+                // prefetches the same range of the next batch, which it copies next time (the pool
+                // gives a task index to the same thread from call to call).
+                const std::size_t next = start + b, next_b = std::min(bs, n - std::min(n, next));
                 const std::size_t row_bytes = n_in * sizeof(T);
                 const std::size_t head =
                     bs * row_bytes <= (std::size_t(256) << 10) ? row_bytes : std::min<std::size_t>(row_bytes, 256);
-                for (std::size_t i = start + b; i < next_end; ++i) {
-                    const char* row = reinterpret_cast<const char*>(X + perm_[i] * n_in);
-                    for (std::size_t off = 0; off < head; off += 64) prefetch(row + off);
-                }
+                const std::size_t parts = bs * row_bytes >= (std::size_t(32) << 10) ? 8 : 1;
                 T* xw = ws_->x.data();
-                for (std::size_t i = 0; i < b; ++i)
-                    std::memcpy(xw + i * n_in, X + perm_[start + i] * n_in, n_in * sizeof(T));
+                kernels::parallel_for(parts, [&](std::size_t t) {
+                    for (std::size_t i = next + t * next_b / parts; i < next + (t + 1) * next_b / parts; ++i) {
+                        const char* row = reinterpret_cast<const char*>(X + perm_[i] * n_in);
+                        for (std::size_t off = 0; off < head; off += 64) prefetch(row + off);
+                    }
+                    for (std::size_t i = t * b / parts; i < (t + 1) * b / parts; ++i)
+                        std::memcpy(xw + i * n_in, X + perm_[start + i] * n_in, row_bytes);
+                });
                 xb = xw;
                 if (kind == DP_TARGET_VALUES) {
                     const T* Y = static_cast<const T*>(y);
