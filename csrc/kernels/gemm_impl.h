@@ -530,7 +530,10 @@ void gemm_packed(const GemmArgs<T>& g) {
     constexpr size_t MR = MR_, NR = Cfg::NV * S::W;
     const size_t M = g.M, N = g.N, K = g.K;
     // Shape-only blocking: near-equal K blocks <= KC, N panels <= NC, M blocks <= MC.
-    const size_t nkb = ceil_div(K, Cfg::KC), kcb = ceil_div(K, nkb);
+    // Few rows of op(A) (a small batch): longer K blocks, fewer hand-offs (the packed op(B) sliver of a
+    // K block is re-read by only a few micro-tiles, from L2).
+    const size_t kc_max = ceil_div(M, Cfg::MC) < 8 && !g.trans_a ? 4 * Cfg::KC : Cfg::KC;
+    const size_t nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb);
     const size_t nnb = ceil_div(N, Cfg::NC), ncb = round_up(ceil_div(N, nnb), NR);
     size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
     // A parameter gradient, dW = delta^T x, over one K block (a mini-batch): cut by rows of dW, the
