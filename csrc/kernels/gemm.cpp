@@ -69,7 +69,7 @@ void* scratch(int slot, std::size_t bytes) noexcept {
         std::size_t size = 0;
         ~Buffer() { std::free(p); }
     };
-    thread_local Buffer buffers[4];
+    thread_local Buffer buffers[5];
     Buffer& b = buffers[slot];
     if (bytes > b.size) {
         const std::size_t size = (bytes + 4095) / 4096 * 4096;

@@ -59,7 +59,8 @@ void gemm_avx512(const GemmArgs<double>& g);
 // Per-thread scratch, 64-byte aligned, grown on demand and never shrunk (no allocation in steady
 // state). Slot 0: packed B panel (owned by the calling thread, read by the workers during one call);
 // slot 1: packed A block (owned by the thread running a task); slot 2: small copies; slot 3: all of
-// op(A)'s K block, packed once when several tasks share it (owned by the calling thread).
+// op(A)'s K block, packed once when several tasks share it (owned by the calling thread); slot 4: the
+// partial products of a split K (owned by the calling thread).
 // Returns nullptr if the allocation fails.
 void* scratch(int slot, std::size_t bytes) noexcept;
 
@@ -77,6 +78,8 @@ constexpr double kMinTaskFlops = 2.0e5;
 constexpr double kMinPackedTaskFlops = 1.0e6;
 constexpr size_t kMaxTasks = 64;
 constexpr size_t kPackGrain = 8192;   // elements of B packed per task
+constexpr size_t kSplitMinK = 2048, kSplitParts = 8;  // split K: long K, C of at most kSplitMaxC
+constexpr size_t kSplitMaxC = size_t(1) << 16;
 constexpr size_t kEpilogueSlivers = 8;  // slivers of C finished before the epilogue runs on them
 constexpr size_t kPrefetchRows = 24;  // rows of B read in place that the micro-kernel fetches ahead
 constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
@@ -761,6 +764,44 @@ void gemm_packed_any(const GemmArgs<T>& g) {
     gemm_packed<Cfg, Cfg::MR>(g);
 }
 
+// A parameter gradient over a long K (dW = delta^T x over a full batch of thousands of samples) with a
+// small C: K is cut into `parts` fixed ranges (the cut depends only on K), each range's product goes to
+// its own partial C on the thread that runs it (the rows of x it ran in the forward pass, whose
+// product is cut the same way), then the partials are summed in range order by row blocks of C, and
+// the epilogue runs on each block. The same result for any thread count.
+template <class Cfg, class T>
+void gemm_split_k(const GemmArgs<T>& g, size_t parts) {
+    const size_t M = g.M, N = g.N, K = g.K, mn = M * N;
+    T* part = static_cast<T*>(scratch(4, parts * mn * sizeof(T)));
+    if (!part) return gemm_packed_any<Cfg>(g);
+    parallel_for(parts, [&](size_t t) {
+        const size_t k0 = t * K / parts, k1 = (t + 1) * K / parts;
+        GemmArgs<T> s = g;  // nested: its own parallel_for runs on this thread
+        s.K = k1 - k0;
+        s.A = g.trans_a ? g.A + k0 * g.lda : g.A + k0;
+        s.B = g.trans_b ? g.B + k0 : g.B + k0 * g.ldb;
+        s.alpha = T(1);
+        s.beta = T(0);
+        s.C = part + t * mn;
+        s.ldc = N;
+        s.ep = nullptr;
+        gemm_packed_any<Cfg>(s);
+    });
+    const size_t blocks = min_sz(M, 8), height = ceil_div(M, blocks);
+    parallel_for(ceil_div(M, height), [&](size_t r) {
+        const size_t i0 = r * height, i1 = min_sz(M, i0 + height);
+        for (size_t i = i0; i < i1; ++i) {
+            T* c = g.C + i * g.ldc;
+            for (size_t j = 0; j < N; ++j) {
+                T s = part[i * N + j];  // C = alpha * sum_t part[t] + beta * C
+                for (size_t t = 1; t < parts; ++t) s += part[t * mn + i * N + j];
+                c[j] = g.beta == T(0) ? g.alpha * s : g.alpha * s + g.beta * c[j];
+            }
+        }
+        epilogue(g, i0, i1, 0, N);
+    });
+}
+
 template <class Cfg, class T>
 void gemm_run(const GemmArgs<T>& g) {
     if (g.M == 0 || g.N == 0) return;
@@ -778,6 +819,8 @@ void gemm_run(const GemmArgs<T>& g) {
                (g.M <= Cfg::AXPY_MMAX && g.K * g.N * sizeof(T) <= kAxpyMaxBBytes)) {
         // the direct kernel re-reads op(B) once per AXPY_IB rows: only while op(B) stays in cache
         return gemm_axpy<Cfg>(g);
+    } else if (g.trans_a && g.K >= kSplitMinK && g.M * g.N <= kSplitMaxC) {
+        return gemm_split_k<Cfg>(g, min_sz(kSplitParts, g.K / (kSplitMinK / kSplitParts)));
     } else if (tall) {
         return gemm_tall<Cfg>(g);
     }

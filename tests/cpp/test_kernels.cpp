@@ -162,7 +162,7 @@ static void run_shapes() {
                                  // rows of op(A) with a long K (B read in place, ragged last sliver,
                                  // row counts that choose each micro-tile height)
                                  {1000, 25, 300}, {333, 31, 65}, {2001, 25, 401}, {97, 10, 600},
-                                 {130, 64, 33}, {40, 17, 7}, {25, 403, 700}, {10, 25, 3000},
+                                 {130, 64, 33}, {40, 17, 7}, {25, 403, 700}, {10, 25, 3000}, {25, 403, 4100}, {7, 33, 2100}, {3, 5, 2048},
                                  {64, 785, 300}, {63, 257, 1100}};
         for (const auto& s : big) {
             const auto& a = ab[n % 3];
