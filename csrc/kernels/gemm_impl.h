@@ -84,6 +84,19 @@ constexpr size_t kEpilogueSlivers = 8;  // slivers of C finished before the epil
 constexpr size_t kPrefetchRows = 24;  // rows of B read in place that the micro-kernel fetches ahead
 constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
 
+// Whether `rows` cache lines spaced `stride` bytes apart fit in L1 together (assumed 64 sets of 8
+// lines): strides of a multiple of 4 KiB put them all in one set, where 8 evict each other.
+inline bool rows_fit_l1(size_t stride, size_t rows) {
+    if (stride % 64) return true;
+    size_t a = (stride / 64) % 64, b = 64;  // sets reached: 64 / gcd(stride in lines, 64)
+    while (a) {
+        const size_t r = b % a;
+        b = a;
+        a = r;
+    }
+    return (64 / b) * 8 >= rows;
+}
+
 // Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
 template <int N, class F>
 inline void with_const(size_t n, F&& f) {
@@ -562,7 +575,8 @@ void gemm_packed(const GemmArgs<T>& g) {
             nt = round_up(nt / 2, NR);
     // op(B) = B and few rows of op(A): each B sliver is used by too few micro-tiles to repay packing;
     // full slivers are read in place, only a ragged last sliver is packed (its loads would overrun).
-    const bool direct_b = !g.trans_b && (M <= size_t(Cfg::DIRECT_B_MMAX) || param_rows);
+    const bool direct_b = !g.trans_b && (M <= size_t(Cfg::DIRECT_B_MMAX) || param_rows) &&
+                          rows_fit_l1(g.ldb * sizeof(T), kcb);
 
     // Runs the rows [i0, i0 + mc) of packed op(A) (pa) against columns [j0, j1) of the panel, whose
     // slivers are at bsliver(j) with stride bstride(j); then the epilogue on the last K block.
