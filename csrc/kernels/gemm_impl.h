@@ -19,6 +19,14 @@
 // count: results are bitwise identical for any thread count. An optional epilogue (gemm.h) runs on each
 // finished block right after its last K block, on the thread that computed it.
 //
+// Shape-specific paths, all deterministic for any thread count: few rows of op(A) = A are read in
+// place by the micro-kernel (no serial packing) with longer K blocks; a mini-batch parameter gradient
+// (delta^T x, one K block) is cut by rows of dW, the rows of W that the forward product's column chunks
+// read, with x read in place when its rows fit in L1; a full-batch parameter gradient (long K, small C)
+// splits K into fixed ranges whose partial products are summed in order; tall and skinny products
+// (few columns) pack op(B) once and read the rows of op(A) in place. The thread pool gives a task index
+// to the same thread from call to call, so these cuts keep each array's rows on one core.
+//
 // Small problems skip packing: with op(B) = B^T (forward, x W^T) and few rows, or few columns (tall and
 // skinny), a direct kernel streams rows of op(A) and W and takes dot products; with op(B) = B (delta W,
 // or delta^T x with a small batch) and few rows while B stays in cache, or a short K, a direct kernel

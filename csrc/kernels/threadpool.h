@@ -12,6 +12,9 @@ void set_num_threads(int n);
 int num_threads();
 
 // Calls fn(ctx, i) for every i in [0, n_tasks), spread over the pool; returns when all are done.
+// Thread p of P (the caller is 0) starts on the tasks [p n / P, (p + 1) n / P), so the same task index
+// lands on the same thread from call to call (its data stays in that core's caches); idle threads
+// then take tasks from the others' ranges.
 // Runs everything on the calling thread when n_tasks == 1, the pool has one thread, or the pool is busy
 // (called from a worker or from another thread concurrently): it never deadlocks and never allocates.
 using TaskFn = void (*)(void* ctx, std::size_t i);
