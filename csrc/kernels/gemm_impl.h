@@ -280,40 +280,22 @@ inline void micro(size_t kc, const typename S::T* __restrict a, size_t lda,
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
-    if constexpr (A_ROWS) {
-        const T* row[MR];
+    const T* row[MR];  // A_ROWS: the rows of A (packed: unused)
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; ++i) row[i] = a + (size_t(i) < m ? size_t(i) : m - 1) * lda;
+    for (int i = 0; i < MR; ++i) row[i] = A_ROWS ? a + (size_t(i) < m ? size_t(i) : m - 1) * lda : a;
 #pragma GCC unroll 4
-        for (size_t k = 0; k < kc; ++k) {
-            if constexpr (PF_B) __builtin_prefetch(b + kPrefetchRows * bstride);
-            V bv[NV];
+    for (size_t k = 0; k < kc; ++k) {
+        if constexpr (PF_B) __builtin_prefetch(b + kPrefetchRows * bstride);
+        V bv[NV];
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
+        for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
 #pragma GCC unroll 32
-            for (int i = 0; i < MR; ++i) {
-                const V av = S::set1(row[i][k]);
+        for (int i = 0; i < MR; ++i) {
+            const V av = S::set1(A_ROWS ? row[i][k] : a[k * MR + i]);
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
-            }
-            b += bstride;
+            for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
         }
-    } else {
-#pragma GCC unroll 4
-        for (size_t k = 0; k < kc; ++k) {
-            if constexpr (PF_B) __builtin_prefetch(b + kPrefetchRows * bstride);
-            V bv[NV];
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
-#pragma GCC unroll 32
-            for (int i = 0; i < MR; ++i) {
-                const V av = S::set1(a[i]);
-#pragma GCC unroll 8
-                for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
-            }
-            a += MR;
-            b += bstride;
-        }
+        b += bstride;
     }
     const V va = S::set1(alpha), vb = S::set1(beta);
     const bool read_c = beta != typename S::T(0);
