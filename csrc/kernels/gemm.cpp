@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/gemm_impl.h"
+#include "kernels/memory.h"
 
 namespace deltaprop::kernels {
 namespace {
@@ -67,15 +68,15 @@ void* scratch(int slot, std::size_t bytes) noexcept {
     struct Buffer {
         void* p = nullptr;
         std::size_t size = 0;
-        ~Buffer() { std::free(p); }
+        ~Buffer() { free_bytes(p); }
     };
     thread_local Buffer buffers[5];
     Buffer& b = buffers[slot];
     if (bytes > b.size) {
         const std::size_t size = (bytes + 4095) / 4096 * 4096;
-        void* p = std::aligned_alloc(64, size);
+        void* p = alloc_bytes(size);
         if (!p) return nullptr;
-        std::free(b.p);
+        free_bytes(b.p);
         b.p = p;
         b.size = size;
     }

@@ -12,6 +12,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/memory.h"
 #include "kernels/threadpool.h"
 
 namespace deltaprop::detail {
@@ -38,16 +39,15 @@ public:
     explicit Buffer(std::size_t n) : n_(n) {
         if (n == 0) return;
         if (n > std::numeric_limits<std::size_t>::max() / sizeof(T) - 64) throw std::bad_alloc();
-        const std::size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-        p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+        p_ = static_cast<T*>(kernels::alloc_bytes(n * sizeof(T)));
         if (!p_) throw std::bad_alloc();
-        std::memset(p_, 0, bytes);
+        std::memset(p_, 0, (n * sizeof(T) + 63) / 64 * 64);  // alloc_bytes rounds up to 64 at least
     }
     Buffer(const Buffer& o) : Buffer(o.n_) {
         if (n_) std::memcpy(p_, o.p_, n_ * sizeof(T));
     }
     Buffer& operator=(const Buffer&) = delete;
-    ~Buffer() { std::free(p_); }
+    ~Buffer() { kernels::free_bytes(p_); }
     T* data() { return p_; }
     const T* data() const { return p_; }
     std::size_t size() const { return n_; }
