@@ -246,6 +246,48 @@ def test_predict_equals_forward_and_leaves_workspace(dtype):
     np.testing.assert_array_equal(net.a[-1], a_last)
 
 
+# Single samples through layers wide enough that two consecutive layers run as one parallel job (the
+# second layer's sum split by input ranges): correct, the same as forward and as the same rows of a
+# batch up to rounding, and the same bits for any thread count. Odd widths exercise partial row groups.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes,acts,loss", [
+    ((784, 256, 128, 10), ("relu", "relu", "softmax"), "cross_entropy"),
+    ((301, 700, 57, 690, 33), ("tanh", "sigmoid", "leaky_relu", "identity"), "mse"),
+    ((1000, 203, 9), ("sigmoid", "identity"), "mse"),
+])
+def test_single_sample_forward_through_layer_pairs(dtype, sizes, acts, loss, restore_threads):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5, sizes[0]))
+    outs = []
+    for n in (1, 2, 3):
+        dp.set_num_threads(n)
+        net = dp.Network(sizes, activation=list(acts), loss=loss, dtype=dtype, seed=4)
+        rows = [net.predict(X[i:i + 1].astype(dtype)) for i in range(len(X))]
+        fwd = [net.forward(X[i:i + 1]).copy() for i in range(len(X))]
+        for i in range(len(X)):
+            np.testing.assert_array_equal(rows[i], fwd[i])
+        outs.append(np.concatenate(rows))
+        assert_close(outs[-1], RefNet.from_net(net).predict(X), dtype)
+        assert_close(outs[-1], net.predict(X), dtype)
+    assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes()
+
+
+def test_predict_converts_what_it_cannot_take_as_is():
+    net = dp.Network([6, 5, 4], activation="tanh", dtype="float32", seed=0)
+    X = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    expected = net.predict(X)
+    for variant in (X.tolist(), X.astype(np.float64), np.asfortranarray(X), X.astype(">f4"),
+                    np.repeat(X, 2, axis=1)[:, ::2], X.view(np.matrix)):
+        np.testing.assert_array_equal(net.predict(variant), expected)
+    np.testing.assert_array_equal(net.predict(X[1:2]), expected[1:2])
+    with pytest.raises(ValueError, match="shape"):
+        net.predict(np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        net.predict(np.zeros((0, 6), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        net.predict(np.full((1, 6), np.nan, np.float32))
+
+
 def test_predict_from_several_threads():
     net = dp.Network([20, 64, 32, 5], activation="tanh", dtype="float64", seed=0)
     inputs = [np.random.default_rng(i).normal(size=(50 + i, 20)) for i in range(6)]

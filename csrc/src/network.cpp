@@ -544,9 +544,10 @@ private:
         return l2 / (2.0 * double(batch)) * s;
     }
 
-    // Per-thread scratch for the const paths (predict, loss): 0 for layer ping-pong, 1 for outputs.
+    // Per-thread scratch: 0 for predict's layer ping-pong, 1 for loss's outputs, 2 for the partial sums
+    // of forward_pair.
     static T* scratch(int which, std::size_t n) {
-        thread_local std::vector<T> bufs[2];
+        thread_local std::vector<T> bufs[3];
         if (bufs[which].size() < n) bufs[which].resize(n);
         return bufs[which].data();
     }
@@ -556,6 +557,11 @@ private:
         const T* in = x;
         for (std::size_t l = 0; l < arch_.layers(); ++l) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+            if (batch == 1 && pair_parts(l) > 1) {
+                forward_pair(l, in, z(l), a(l), z(l + 1), a(l + 1));
+                in = a(++l);
+                continue;
+            }
             dense_forward(arch_.activations[l], T(arch_.slopes[l]), in, batch, n_in, n_out, W(l), b(l),
                           z(l), a(l));
             in = a(l);
@@ -578,11 +584,60 @@ private:
             const bool last = l + 1 == L;
             T* zl = last && z_out ? z_out : (last ? out : ping);
             T* al = last ? out : ping;
+            if (batch == 1 && pair_parts(l) > 1) {
+                const bool last2 = l + 2 == L;
+                T* z2 = last2 && z_out ? z_out : (last2 ? out : pong);
+                T* a2 = last2 ? out : pong;
+                forward_pair(l, in, ping, ping, z2, a2);
+                in = a2;
+                ++l;
+                continue;
+            }
             dense_forward(arch_.activations[l], T(arch_.slopes[l]), in, batch, n_in, n_out, W(l), b(l),
                           zl, al);
             in = al;
             std::swap(ping, pong);
         }
+    }
+
+    // forward_pair's task count for layers l and l + 1: fixed by the shape (never by the thread count),
+    // about one per 2e5 flops of layer l, in whole groups of 8 rows; 1: no pair (also for the last layer).
+    std::size_t pair_parts(std::size_t l) const {
+        if (l + 1 >= arch_.layers() || arch_.activations[l] == DP_SOFTMAX) return 1;
+        const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+        const std::size_t by_flops = std::size_t(2.0 * double(n_in) * double(n_out) / 2.0e5);
+        return std::max<std::size_t>(1, std::min({by_flops, (n_out + 7) / 8, std::size_t(16)}));
+    }
+
+    // One sample through layers l and l + 1 in one parallel job (matrix-vector products, bound by reading
+    // the weights). Task t computes its rows [r0, r1) of a(l) = g(W(l) in + b(l)) into mid, then its share
+    // W(l+1)[:, r0:r1] a(l)[r0:r1] of z(l+1) into partial row t. After the join, z(l+1) = the partial rows
+    // summed in task order, then b(l+1) and g. Each thread reads only its rows of W(l) and its columns of
+    // W(l+1), and nobody waits between the two layers. forward (batch 1) and predict both take this
+    // path, so their outputs stay identical. a1 may equal z1, a2 may equal z2, and z2 and a2 may alias
+    // in (they are written after the join).
+    void forward_pair(std::size_t l, const T* in, T* z1, T* a1, T* z2, T* a2) const {
+        const std::size_t n0 = arch_.sizes[l], n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
+        const std::size_t parts = pair_parts(l);
+        const std::size_t rows = ((n1 + parts - 1) / parts + 7) / 8 * 8;
+        const std::size_t tasks = (n1 + rows - 1) / rows;
+        T* part = scratch(2, tasks * n2);
+        const T* W0 = W(l);
+        const T* b0 = b(l);
+        const T* W1 = W(l + 1);
+        const dp_activation act = arch_.activations[l];
+        const T slope = T(arch_.slopes[l]);
+        kernels::parallel_for(tasks, [&](std::size_t t) {
+            const std::size_t r0 = t * rows, r = std::min(rows, n1 - r0);
+            dense_forward(act, slope, in, 1, n0, r, W0 + r0 * n0, b0 + r0, z1 + r0, a1 + r0);
+            kernels::gemm<T>(false, true, 1, n2, r, T(1), a1 + r0, r, W1 + r0, n1, T(0), part + t * n2,
+                             n2);
+        });
+        std::memcpy(z2, part, n2 * sizeof(T));
+        for (std::size_t t = 1; t < tasks; ++t)
+            for (std::size_t j = 0; j < n2; ++j) z2[j] += part[t * n2 + j];
+        kernels::bias_activation(kact(arch_.activations[l + 1]), T(arch_.slopes[l + 1]), b(l + 1), z2, a2,
+                                 1, n2);
     }
 
     // Forward, loss and the full backward pass for x (kept valid by the caller) and targets y.

@@ -326,7 +326,8 @@ class Network:
 
     def predict(self, X) -> np.ndarray:
         """The same outputs as forward without touching the workspace; safe from several threads."""
-        return self._core.predict(self._matrix(X, "X", self._n_in))
+        out = self._core.predict_exact(X)  # None unless X needs neither checks nor conversion
+        return out if out is not None else self._core.predict(self._matrix(X, "X", self._n_in))
 
     __call__ = predict
 
