@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Persistent worker pool. One job at a time: the caller publishes (fn, ctx, n_tasks) under a new
-// generation number. The tasks are dealt out in contiguous ranges, one per participant (the caller is
-// participant 0, worker i is i + 1), so that consecutive jobs cut the same way give the same rows of the
-// same arrays to the same thread and data stays in that core's caches (crossing between the two vCPUs
-// of a VM can cost a quarter of a microsecond per cache line). A participant that has finished its range
-// takes tasks from the others'. Each range is claimed through an atomic counter that carries the
-// generation in its high bits, so a late worker can never claim a task of a job that has already
-// finished. The caller returns once every task has completed. Which thread runs a task never changes a
+// Persistent worker pool. One job at a time: the caller publishes (fn, n_tasks, and the functor itself
+// when it is small, else a pointer to it) in one cache line under a new generation number. The tasks are
+// dealt out in contiguous ranges, one per participant (the caller is participant 0, worker i is i + 1),
+// so that consecutive jobs cut the same way give the same rows of the same arrays to the same thread and
+// data stays in that core's caches. Each range is claimed through an atomic counter in its own cache line
+// that carries the generation in its high bits, so a late worker can never claim a task of a job that
+// has already finished; the range's owner moves it to the new generation with its first claim. A
+// participant that has finished its range waits a moment for the others, then takes tasks from their
+// ranges. The caller returns once every task has completed. Which thread runs a task never changes a
 // result: that depends only on the task index.
+// Crossing between the two vCPUs of a VM can cost a quarter of a microsecond per cache line, so a job
+// touches as few shared lines as it can: the job line (caller to workers), the owner's own range
+// counter, the completion counter (workers to caller), and whatever the tasks themselves share.
 // Workers spin briefly after each job, then sleep on a condition variable.
 // The pool object is never destroyed (threads may still be alive during static destruction), and a
 // child of fork() starts with a fresh, empty pool.
@@ -18,6 +22,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -37,6 +42,9 @@ namespace {
 
 constexpr std::uint64_t kIndexMask = 0xffffffffu;
 constexpr auto kSpin = std::chrono::microseconds(1000);  // workers spin this long before sleeping
+// A participant done with its range waits this long for the others to finish theirs before taking
+// their tasks.
+constexpr auto kStealDelay = std::chrono::microseconds(2);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -71,17 +79,33 @@ struct alignas(64) Slot {
     std::atomic<std::uint64_t> next{0};  // (generation << 32) | next task index of this range
 };
 
-struct Pool {
-    std::atomic<bool> busy{false};
+// The job, in one cache line that only the caller writes: a worker that sees a new generation finds
+// everything it needs in the same line. `seq` is a sequence lock: odd while the caller rewrites the
+// fields, even (2 x the generation) once they are complete.
+struct alignas(64) Job {
+    std::atomic<std::uint32_t> seq{0};
+    std::atomic<std::uint32_t> n_tasks{0};  // bit 31: the functor is in `payload`, not at payload[0]
     std::atomic<TaskFn> fn{nullptr};
-    std::atomic<void*> ctx{nullptr};
-    std::atomic<std::size_t> n_tasks{0};
-    std::unique_ptr<Slot[]> slots;  // [participants], replaced only while no worker runs
+    std::atomic<std::uint64_t> payload[kInlineBytes / 8];
+};
+static_assert(sizeof(Job) == 64, "the job must fit one cache line");
+constexpr std::uint32_t kInlineFlag = 0x80000000u;
+
+struct alignas(64) Counter {
+    std::atomic<std::size_t> done{0};  // tasks of the current job completed
+    std::atomic<int> sleeping{0};      // workers waiting on the condition variable
+};
+
+struct Pool {
+    Job job;
+    Counter c;
+    alignas(64) std::atomic<bool> busy{false};
+    std::uint32_t gen = 0;                  // the caller's generation counter (busy held)
+    std::vector<std::uint32_t> fresh;       // [participants]: the last generation slot q was current
+    // read by the workers, written only while none runs
+    alignas(64) std::unique_ptr<Slot[]> slots;  // [participants]
     std::size_t participants = 1;
-    std::atomic<std::size_t> done{0};
-    std::atomic<std::uint32_t> gen{0};
     std::atomic<bool> stop{false};
-    std::atomic<int> sleeping{0};
     std::mutex m;
     std::condition_variable cv;
     std::vector<std::thread> workers;
@@ -89,95 +113,152 @@ struct Pool {
     // Participant p's range of n tasks: [p n / P, (p + 1) n / P).
     std::size_t range_begin(std::size_t p, std::size_t n) const { return p * n / participants; }
 
-    // Claims and runs tasks of generation g until none is left: participant p's own range first, then
-    // the others' in turn.
-    void work(std::size_t p, std::uint32_t g, TaskFn f, void* c, std::size_t n) {
+    // Claims and runs tasks of generation g until none is left: participant p's own range first, then,
+    // unless the others finish theirs within kStealDelay, the others' ranges in turn (not at once: each
+    // look at another participant's slot pulls a cache line that its owner writes next).
+    // A slot of an older generation is a range nobody has started in this job; a newer one means the job
+    // is over.
+    void work(std::size_t p, std::uint32_t g, TaskFn f, void* ctx, std::size_t n) {
         for (std::size_t k = 0; k < participants; ++k) {
+            if (k == 1 && !others_finish(n)) return;
             const std::size_t q = (p + k) % participants;
-            const std::size_t end = range_begin(q + 1, n);
+            const std::size_t begin = range_begin(q, n), end = range_begin(q + 1, n);
+            if (begin == end) continue;
             std::atomic<std::uint64_t>& next = slots[q].next;
             std::uint64_t v = next.load(std::memory_order_acquire);
             for (;;) {
-                if (std::uint32_t(v >> 32) != g) return;  // the job is over
-                if ((v & kIndexMask) >= end) break;
-                if (next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {
-                    f(c, std::size_t(v & kIndexMask));
-                    done.fetch_add(1, std::memory_order_release);
+                const auto age = std::int32_t(std::uint32_t(v >> 32) - g);
+                if (age > 0) return;  // a later job: ours is over
+                const std::size_t i = age < 0 ? begin : std::size_t(v & kIndexMask);
+                if (i >= end) break;
+                if (next.compare_exchange_weak(v, (std::uint64_t(g) << 32) | (i + 1),
+                                               std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    f(ctx, i);
+                    c.done.fetch_add(1, std::memory_order_release);
                     v = next.load(std::memory_order_acquire);
                 }
             }
         }
     }
 
-    // `seen`: the generation current when the worker was created, so no later one is missed.
-    void worker_main(std::size_t p, std::uint32_t seen) {
-        t_in_worker = true;
-        for (;;) {
-            const auto t0 = std::chrono::steady_clock::now();
-            for (unsigned spins = 1;; ++spins) {
-                if (gen.load(std::memory_order_acquire) != seen) break;
-                if ((spins & 63) == 0 && std::chrono::steady_clock::now() - t0 > kSpin) {
-                    std::unique_lock<std::mutex> lk(m);
-                    sleeping.fetch_add(1);
-                    cv.wait(lk, [&] { return gen.load() != seen; });
-                    sleeping.fetch_sub(1);
-                    break;
-                }
-                cpu_relax();
-            }
-            seen = gen.load(std::memory_order_acquire);
-            if (stop.load(std::memory_order_acquire)) return;
-            work(p, seen, fn.load(std::memory_order_acquire), ctx.load(std::memory_order_acquire),
-                 n_tasks.load(std::memory_order_acquire));
+    // Waits up to kStealDelay for all n tasks to complete; false if they have (nothing left to take).
+    bool others_finish(std::size_t n) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (unsigned spins = 1;; ++spins) {
+            if (c.done.load(std::memory_order_acquire) == n) return false;
+            if ((spins & 15) == 0 && std::chrono::steady_clock::now() - t0 > kStealDelay) return true;
+            cpu_relax();
         }
     }
 
-    void publish_generation() {
-        gen.fetch_add(1);  // seq_cst: pairs with the sleeping counter (no lost wake-up)
-        if (sleeping.load() > 0) {
+    // `seen`: the generation current when the worker was created, so no later one is missed.
+    void worker_main(std::size_t p, std::uint32_t seen) {
+        t_in_worker = true;
+        alignas(8) unsigned char local[kInlineBytes];
+        for (;;) {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::uint32_t s = 0;
+            for (unsigned spins = 1;; ++spins) {
+                s = job.seq.load(std::memory_order_acquire);
+                if (s != 2 * seen && !(s & 1)) {
+                    // read the job, then check that the caller did not start rewriting it meanwhile
+                    const std::uint32_t nt = job.n_tasks.load(std::memory_order_relaxed);
+                    const TaskFn f = job.fn.load(std::memory_order_relaxed);
+                    std::uint64_t words[kInlineBytes / 8];
+                    for (std::size_t w = 0; w < kInlineBytes / 8; ++w)
+                        words[w] = job.payload[w].load(std::memory_order_relaxed);
+                    std::atomic_thread_fence(std::memory_order_acquire);
+                    if (job.seq.load(std::memory_order_relaxed) != s) continue;
+                    seen = s / 2;
+                    if (stop.load(std::memory_order_acquire)) return;
+                    void* ctx;
+                    if (nt & kInlineFlag) {
+                        std::memcpy(local, words, kInlineBytes);
+                        ctx = local;
+                    } else {
+                        ctx = reinterpret_cast<void*>(std::uintptr_t(words[0]));
+                    }
+                    work(p, seen, f, ctx, nt & ~kInlineFlag);
+                    break;
+                }
+                if ((spins & 63) == 0 && std::chrono::steady_clock::now() - t0 > kSpin) {
+                    std::unique_lock<std::mutex> lk(m);
+                    c.sleeping.fetch_add(1);
+                    cv.wait(lk, [&] { return job.seq.load() != 2 * seen; });
+                    c.sleeping.fetch_sub(1);
+                    spins = 0;
+                    continue;
+                }
+                cpu_relax();
+            }
+        }
+    }
+
+    // Publishes a new generation (busy held): the job fields under the sequence lock, then wakes any
+    // sleeping worker. Returns the generation.
+    std::uint32_t publish(std::uint32_t nt, TaskFn f, const void* ctx, std::size_t bytes) {
+        const std::uint32_t g = ++gen;
+        job.seq.store(2 * g - 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);
+        job.n_tasks.store(nt | (bytes ? kInlineFlag : 0u), std::memory_order_relaxed);
+        job.fn.store(f, std::memory_order_relaxed);
+        std::uint64_t words[kInlineBytes / 8] = {};
+        if (bytes) std::memcpy(words, ctx, bytes);
+        else words[0] = std::uint64_t(reinterpret_cast<std::uintptr_t>(ctx));
+        for (std::size_t w = 0; w < kInlineBytes / 8; ++w)
+            job.payload[w].store(words[w], std::memory_order_relaxed);
+        job.seq.store(2 * g);  // seq_cst: pairs with the sleeping counter (no lost wake-up)
+        if (c.sleeping.load() > 0) {
             { std::lock_guard<std::mutex> lk(m); }
             cv.notify_all();
         }
+        return g;
     }
 
     // Called with `busy` held.
     void resize(std::size_t n_workers) {
         if (!workers.empty()) {
             stop.store(true, std::memory_order_release);
-            publish_generation();
+            publish(0, nullptr, nullptr, 0);
             for (auto& t : workers) t.join();
             workers.clear();
             stop.store(false, std::memory_order_release);
         }
         participants = 1;
         try {
+            fresh.assign(n_workers + 1, gen);
             slots.reset(new Slot[n_workers + 1]);
+            for (std::size_t q = 0; q <= n_workers; ++q)
+                slots[q].next.store(std::uint64_t(gen) << 32, std::memory_order_relaxed);
             workers.reserve(n_workers);
-            const std::uint32_t g = gen.load();
             for (std::size_t i = 0; i < n_workers; ++i)
-                workers.emplace_back([this, g, i] { worker_main(i + 1, g); });
+                workers.emplace_back([this, g = gen, i] { worker_main(i + 1, g); });
         } catch (...) {
             // Fewer threads than asked (allocation or thread creation failed): keep those that started.
         }
-        if (!slots) workers.clear();  // no thread was started
+        if (!slots || fresh.size() != n_workers + 1) workers.clear();  // no thread was started
         participants = workers.size() + 1;
     }
 
-    // Called with `busy` held.
-    void run(std::size_t n, TaskFn f, void* c) {
-        // Move `next` to the new generation BEFORE changing the job fields: a worker still in the old
-        // generation that reads a new field then fails its claim (the claim checks the generation).
-        const std::uint32_t g = gen.load(std::memory_order_relaxed) + 1;
-        for (std::size_t q = 0; q < participants; ++q)
-            slots[q].next.store((std::uint64_t(g) << 32) | range_begin(q, n), std::memory_order_seq_cst);
-        done.store(0, std::memory_order_relaxed);
-        fn.store(f, std::memory_order_release);
-        ctx.store(c, std::memory_order_release);
-        n_tasks.store(n, std::memory_order_release);
-        publish_generation();
-        work(0, g, f, c, n);
-        for (unsigned spins = 1; done.load(std::memory_order_acquire) != n; ++spins) {
+    // Called with `busy` held. bytes > 0: ctx is a trivially copyable functor of that many bytes, copied
+    // into the job line for the workers.
+    void run(std::size_t n, TaskFn f, void* ctx, std::size_t bytes) {
+        // Slots are brought to the new generation by whoever claims from them first (their owner, as a
+        // rule), not here: writing them would pull every worker's slot line to this core. A slot whose
+        // range has been empty for 2^30 jobs is refreshed, so that generation ages never wrap.
+        const std::uint32_t g = gen + 1;
+        for (std::size_t q = 0; q < participants; ++q) {
+            if (range_begin(q, n) != range_begin(q + 1, n)) {
+                fresh[q] = g;
+            } else if (std::uint32_t(g - fresh[q]) >= (1u << 30)) {
+                slots[q].next.store(std::uint64_t(g) << 32, std::memory_order_relaxed);
+                fresh[q] = g;
+            }
+        }
+        c.done.store(0, std::memory_order_relaxed);
+        publish(std::uint32_t(n), f, ctx, bytes);
+        work(0, g, f, ctx, n);
+        for (unsigned spins = 1; c.done.load(std::memory_order_acquire) != n; ++spins) {
             if (spins < 4096) cpu_relax();
             else std::this_thread::yield();
         }
@@ -216,6 +297,25 @@ void run_serial(std::size_t n_tasks, TaskFn fn, void* ctx) {
     for (std::size_t i = 0; i < n_tasks; ++i) fn(ctx, i);
 }
 
+void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
+    if (n_tasks == 0) return;
+    const int want = num_threads();
+    if (n_tasks == 1 || want <= 1 || t_in_worker || n_tasks >= kInlineFlag) {
+        run_serial(n_tasks, fn, ctx);
+        return;
+    }
+    Pool* p = get_pool();
+    bool expected = false;
+    if (!p || !p->busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        run_serial(n_tasks, fn, ctx);
+        return;
+    }
+    if (p->workers.size() != std::size_t(want - 1)) p->resize(std::size_t(want - 1));
+    if (p->workers.empty()) run_serial(n_tasks, fn, ctx);
+    else p->run(n_tasks, fn, ctx, bytes);
+    p->busy.store(false, std::memory_order_release);
+}
+
 }  // namespace
 
 void set_num_threads(int n) { g_desired.store(n > 0 ? (n > 1024 ? 1024 : n) : default_threads()); }
@@ -230,23 +330,10 @@ int num_threads() {
     return n;
 }
 
-void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx) {
-    if (n_tasks == 0) return;
-    const int want = num_threads();
-    if (n_tasks == 1 || want <= 1 || t_in_worker || n_tasks > kIndexMask) {
-        run_serial(n_tasks, fn, ctx);
-        return;
-    }
-    Pool* p = get_pool();
-    bool expected = false;
-    if (!p || !p->busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
-        run_serial(n_tasks, fn, ctx);
-        return;
-    }
-    if (p->workers.size() != std::size_t(want - 1)) p->resize(std::size_t(want - 1));
-    if (p->workers.empty()) run_serial(n_tasks, fn, ctx);
-    else p->run(n_tasks, fn, ctx);
-    p->busy.store(false, std::memory_order_release);
+void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx) { run_parallel(n_tasks, fn, ctx, 0); }
+
+void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
+    run_parallel(n_tasks, fn, ctx, bytes <= kInlineBytes ? bytes : 0);
 }
 
 }  // namespace deltaprop::kernels

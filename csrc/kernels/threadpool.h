@@ -20,13 +20,23 @@ int num_threads();
 using TaskFn = void (*)(void* ctx, std::size_t i);
 void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx);
 
-// Convenience for lambdas: parallel_for(n, [&](std::size_t i) { ... }).
+// The same for a trivially copyable functor of at most kInlineBytes bytes at ctx: the workers run
+// fn on a copy of it carried to them with the job, so a task finds what it needs in the cache line
+// that announced the job (a lambda capturing by value reads no memory of the caller's).
+constexpr std::size_t kInlineBytes = 48;
+void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes);
+
+// Convenience for lambdas: parallel_for(n, [&](std::size_t i) { ... }). Small lambdas travel with the
+// job (parallel_for_inline).
 template <class F>
 void parallel_for(std::size_t n_tasks, F&& f) {
-    parallel_for(
-        n_tasks,
-        [](void* ctx, std::size_t i) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i); },
-        const_cast<void*>(static_cast<const void*>(&f)));
+    using G = std::remove_reference_t<F>;
+    const TaskFn call = [](void* ctx, std::size_t i) { (*static_cast<G*>(ctx))(i); };
+    void* ctx = const_cast<void*>(static_cast<const void*>(&f));
+    if constexpr (std::is_trivially_copyable_v<G> && sizeof(G) <= kInlineBytes && alignof(G) <= 8)
+        parallel_for_inline(n_tasks, call, ctx, sizeof(G));
+    else
+        parallel_for(n_tasks, call, ctx);
 }
 
 }  // namespace deltaprop::kernels

@@ -9,6 +9,7 @@
 #include <limits>
 #include <new>
 #include <sstream>
+#include <type_traits>
 
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -548,8 +549,10 @@ private:
     // of forward_pair.
     static T* scratch(int which, std::size_t n) {
         thread_local std::vector<T> bufs[3];
-        if (bufs[which].size() < n) bufs[which].resize(n);
-        return bufs[which].data();
+        constexpr std::size_t pad = 64 / sizeof(T);  // room to start on a cache line
+        if (bufs[which].size() < n + pad) bufs[which].resize(n + pad);
+        const auto p = reinterpret_cast<std::uintptr_t>(bufs[which].data());
+        return reinterpret_cast<T*>((p + 63) / 64 * 64);
     }
 
     // z(l) = in W(l)^T + b(l), a(l) = g(z(l)), for every layer, into the workspace.
@@ -617,27 +620,34 @@ private:
     // path, so their outputs stay identical. a1 may equal z1, a2 may equal z2, and z2 and a2 may alias
     // in (they are written after the join).
     void forward_pair(std::size_t l, const T* in, T* z1, T* a1, T* z2, T* a2) const {
-        const std::size_t n0 = arch_.sizes[l], n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
+        const std::size_t n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
         const std::size_t parts = pair_parts(l);
         const std::size_t rows = ((n1 + parts - 1) / parts + 7) / 8 * 8;
         const std::size_t tasks = (n1 + rows - 1) / rows;
         T* part = scratch(2, tasks * n2);
-        const T* W0 = W(l);
-        const T* b0 = b(l);
-        const T* W1 = W(l + 1);
-        const dp_activation act = arch_.activations[l];
-        const T slope = T(arch_.slopes[l]);
-        kernels::parallel_for(tasks, [&](std::size_t t) {
-            const std::size_t r0 = t * rows, r = std::min(rows, n1 - r0);
-            dense_forward(act, slope, in, 1, n0, r, W0 + r0 * n0, b0 + r0, z1 + r0, a1 + r0);
-            kernels::gemm<T>(false, true, 1, n2, r, T(1), a1 + r0, r, W1 + r0, n1, T(0), part + t * n2,
-                             n2);
-        });
+        // captured by value (48 bytes: the job carries them to the workers in its own cache line)
+        const Net* self = this;
+        const auto lr = std::uint32_t(l), rs = std::uint32_t(rows);
+        const auto task = [self, in, z1, a1, part, lr, rs](std::size_t t) {
+            self->pair_task(lr, rs, t, in, z1, a1, part);
+        };
+        static_assert(sizeof(task) <= kernels::kInlineBytes && std::is_trivially_copyable_v<decltype(task)>,
+                      "forward_pair's task must travel with the job");
+        kernels::parallel_for(tasks, task);
         std::memcpy(z2, part, n2 * sizeof(T));
         for (std::size_t t = 1; t < tasks; ++t)
             for (std::size_t j = 0; j < n2; ++j) z2[j] += part[t * n2 + j];
         kernels::bias_activation(kact(arch_.activations[l + 1]), T(arch_.slopes[l + 1]), b(l + 1), z2, a2,
                                  1, n2);
+    }
+
+    // Task t of forward_pair: rows [t rows, t rows + rows) of layer l, and their share of layer l + 1.
+    void pair_task(std::size_t l, std::size_t rows, std::size_t t, const T* in, T* z1, T* a1, T* part) const {
+        const std::size_t n0 = arch_.sizes[l], n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
+        const std::size_t r0 = t * rows, r = std::min(rows, n1 - r0);
+        dense_forward(arch_.activations[l], T(arch_.slopes[l]), in, 1, n0, r, W(l) + r0 * n0, b(l) + r0,
+                      z1 + r0, a1 + r0);
+        kernels::gemm<T>(false, true, 1, n2, r, T(1), a1 + r0, r, W(l + 1) + r0, n1, T(0), part + t * n2, n2);
     }
 
     // Forward, loss and the full backward pass for x (kept valid by the caller) and targets y.

@@ -47,6 +47,35 @@ int main() {
         }
     }
 
+    // Small functors travel with the job (copied into the line that announces it): by-value captures of
+    // 8 to 48 bytes, and a 56-byte one that is passed by pointer, reach every task intact; many short
+    // jobs in a row, with ranges that are empty for some participants (n < threads).
+    for (int threads : {2, 3}) {
+        k::set_num_threads(threads);
+        std::vector<long> out(8);
+        long bad = 0;
+        for (long rep = 0; rep < 40000; ++rep) {
+            const std::size_t n = 1 + std::size_t(rep % 5);
+            long* o = out.data();
+            const long a = rep, b = 3 * rep, c = -rep, d = rep * rep, e = rep % 11, f = rep ^ 5;
+            switch (rep % 3) {
+                case 0:
+                    k::parallel_for(n, [o, a](std::size_t i) { o[i] = a + long(i); });
+                    for (std::size_t i = 0; i < n; ++i) bad += out[i] != a + long(i);
+                    break;
+                case 1:
+                    k::parallel_for(n, [o, a, b, c, d, e](std::size_t i) { o[i] = a + b + c + d * e + long(i); });
+                    for (std::size_t i = 0; i < n; ++i) bad += out[i] != a + b + c + d * e + long(i);
+                    break;
+                default:
+                    k::parallel_for(n, [o, a, b, c, d, e, f](std::size_t i) { o[i] = a + b + c + d + e + f + long(i); });
+                    for (std::size_t i = 0; i < n; ++i) bad += out[i] != a + b + c + d + e + f + long(i);
+            }
+            if (rep % 1000 == 0) bad += !exactly_once(std::size_t(rep % 7));
+        }
+        EXPECT(bad == 0, "threads=%d: %ld wrong results from small functors", threads, bad);
+    }
+
     // Nested: a task calling parallel_for runs the inner loop serially on its own thread.
     k::set_num_threads(3);
     {
