@@ -9,6 +9,9 @@ template <class T>
 void exp_inplace(T* x, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
+inline void log1p_unit_inplace(double* x, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = std::log1p(x[i]);
+}
 }  // namespace deltaprop::kernels::portable
 
 #define DP_ISA_NS portable
@@ -58,6 +61,8 @@ inline bool use_avx2() {
 #else
 #define DP_DISPATCH(fn, ...) portable::fn(__VA_ARGS__)
 #endif
+
+void softplus(const double* z, double* out, std::size_t n) { DP_DISPATCH(softplus, z, out, n); }
 
 template <class T>
 void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {

@@ -39,6 +39,9 @@ void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bo
 template <class T>
 void axpy(std::size_t n, T coef, const T* x, T* y);
 
+// out[i] = log(1 + exp(z[i])), without overflow; out must not overlap z. On the calling thread.
+void softplus(const double* z, double* out, std::size_t n);
+
 // SGD over the whole parameter buffer (see dp_sgd in deltaprop.h):
 // g = grad + weight_decay * w; v = momentum * v + g; u = g | v | g + momentum * v; w -= lr * u.
 template <class T>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The elementwise kernels, compiled once per ISA level: the including file defines DP_ISA_NS (the
-// namespace) and provides exp_inplace<T>(T* x, size_t n) (x[i] = exp(x[i])) in that namespace.
+// namespace) and provides exp_inplace<T>(T* x, size_t n) (x[i] = exp(x[i])) and
+// log1p_unit_inplace(double* x, size_t n) (x[i] = log1p(x[i]) for x[i] in [0, 1]) in that namespace.
 #include <algorithm>
 #include <cmath>
 
@@ -14,6 +15,14 @@ void sigmoid_rows(const T* z, T* a, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) a[i] = -z[i];
     exp_inplace(a, n);
     for (std::size_t i = 0; i < n; ++i) a[i] = T(1) / (T(1) + a[i]);
+}
+
+void softplus(const double* z, double* out, std::size_t n) {
+    // max(z, 0) + log1p(exp(-|z|)): no overflow, and exp(-|z|) is in (0, 1]
+    for (std::size_t i = 0; i < n; ++i) out[i] = -std::fabs(z[i]);
+    exp_inplace(out, n);
+    log1p_unit_inplace(out, n);
+    for (std::size_t i = 0; i < n; ++i) out[i] += std::max(z[i], 0.0);
 }
 
 template <class T>

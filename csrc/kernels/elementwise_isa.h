@@ -7,6 +7,7 @@
 
 #define DP_ELEMENTWISE_DECLARE(NS)                                                                    \
     namespace deltaprop::kernels::NS {                                                                \
+    void softplus(const double*, double*, std::size_t);                                               \
     template <class T>                                                                                \
     void bias_activation(Act, T, const T*, T*, T*, std::size_t, std::size_t);                         \
     template <class T>                                                                                \

@@ -174,8 +174,6 @@ void check_targets(dp_target kind, const void* y, std::size_t batch, std::size_t
     }
 }
 
-double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
-
 // output_loss over rows [r0, r1).
 template <class T>
 double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0, std::size_t r1,
@@ -188,6 +186,15 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
         return yv ? yv[r * n + c] : T(yc[r] == std::int64_t(c) ? 1 : 0);
     };
     double total = 0.0;
+    const double* sp = nullptr;  // binary cross-entropy: softplus(z) of the rows, vectorised
+    if (arch.loss == DP_LOSS_BINARY_CROSS_ENTROPY) {
+        thread_local std::vector<double> buf;
+        const std::size_t m = (r1 - r0) * n;
+        if (buf.size() < 2 * m) buf.resize(2 * m);
+        for (std::size_t i = 0; i < m; ++i) buf[m + i] = double(z[r0 * n + i]);
+        kernels::softplus(buf.data() + m, buf.data(), m);
+        sp = buf.data();
+    }
     for (std::size_t r = r0; r < r1; ++r) {
         const T* zr = z + r * n;
         const T* ar = a + r * n;
@@ -203,7 +210,7 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
             case DP_LOSS_BINARY_CROSS_ENTROPY:  // C0 = sum_j softplus(z_j) - y_j z_j, delta = a - y
                 for (std::size_t c = 0; c < n; ++c) {
                     const T t = target(r, c);
-                    total += softplus(double(zr[c])) - double(t) * double(zr[c]);
+                    total += sp[(r - r0) * n + c] - double(t) * double(zr[c]);
                     if (dr) dr[c] = ar[c] - t;
                 }
                 break;
