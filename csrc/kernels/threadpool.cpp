@@ -81,15 +81,17 @@ struct alignas(64) Slot {
 
 // The job, in one cache line that only the caller writes: a worker that sees a new generation finds
 // everything it needs in the same line. `seq` is a sequence lock: odd while the caller rewrites the
-// fields, even (2 x the generation) once they are complete.
+// fields, even (twice the generation, mod 2^32) once they are complete.
 struct alignas(64) Job {
     std::atomic<std::uint32_t> seq{0};
-    std::atomic<std::uint32_t> n_tasks{0};  // bit 31: the functor is in `payload`, not at payload[0]
+    // bits 0-29: the task count; bit 30: the generation's top bit (seq keeps the others); bit 31: the
+    // functor is in `payload` (else a pointer to it is in payload[0])
+    std::atomic<std::uint32_t> n_tasks{0};
     std::atomic<TaskFn> fn{nullptr};
     std::atomic<std::uint64_t> payload[kInlineBytes / 8];
 };
 static_assert(sizeof(Job) == 64, "the job must fit one cache line");
-constexpr std::uint32_t kInlineFlag = 0x80000000u;
+constexpr std::uint32_t kInlineFlag = 0x80000000u, kTopBit = 0x40000000u;
 
 struct alignas(64) Counter {
     std::atomic<std::size_t> done{0};  // tasks of the current job completed
@@ -169,7 +171,7 @@ struct Pool {
                         words[w] = job.payload[w].load(std::memory_order_relaxed);
                     std::atomic_thread_fence(std::memory_order_acquire);
                     if (job.seq.load(std::memory_order_relaxed) != s) continue;
-                    seen = s / 2;
+                    seen = (s >> 1) | ((nt & kTopBit) << 1);
                     if (stop.load(std::memory_order_acquire)) return;
                     void* ctx;
                     if (nt & kInlineFlag) {
@@ -178,7 +180,7 @@ struct Pool {
                     } else {
                         ctx = reinterpret_cast<void*>(std::uintptr_t(words[0]));
                     }
-                    work(p, seen, f, ctx, nt & ~kInlineFlag);
+                    work(p, seen, f, ctx, nt & ~(kInlineFlag | kTopBit));
                     break;
                 }
                 if ((spins & 63) == 0 && std::chrono::steady_clock::now() - t0 > kSpin) {
@@ -200,7 +202,7 @@ struct Pool {
         const std::uint32_t g = ++gen;
         job.seq.store(2 * g - 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
-        job.n_tasks.store(nt | (bytes ? kInlineFlag : 0u), std::memory_order_relaxed);
+        job.n_tasks.store(nt | (bytes ? kInlineFlag : 0u) | ((g >> 1) & kTopBit), std::memory_order_relaxed);
         job.fn.store(f, std::memory_order_relaxed);
         std::uint64_t words[kInlineBytes / 8] = {};
         if (bytes) std::memcpy(words, ctx, bytes);
@@ -300,7 +302,7 @@ void run_serial(std::size_t n_tasks, TaskFn fn, void* ctx) {
 void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
     if (n_tasks == 0) return;
     const int want = num_threads();
-    if (n_tasks == 1 || want <= 1 || t_in_worker || n_tasks >= kInlineFlag) {
+    if (n_tasks == 1 || want <= 1 || t_in_worker || n_tasks >= kTopBit) {
         run_serial(n_tasks, fn, ctx);
         return;
     }
@@ -331,6 +333,22 @@ int num_threads() {
 }
 
 void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx) { run_parallel(n_tasks, fn, ctx, 0); }
+
+void set_generation_for_testing(std::uint32_t g) {
+    Pool* p = get_pool();
+    bool expected = false;
+    while (!p->busy.compare_exchange_weak(expected, true, std::memory_order_acquire)) {
+        expected = false;
+        std::this_thread::yield();
+    }
+    // every range counter and the caller's record of them at g, as after a resize
+    p->gen = g;
+    for (std::size_t q = 0; q < p->participants; ++q) {
+        p->slots[q].next.store(std::uint64_t(g) << 32, std::memory_order_relaxed);
+        p->fresh[q] = g;
+    }
+    p->busy.store(false, std::memory_order_release);
+}
 
 void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
     run_parallel(n_tasks, fn, ctx, bytes <= kInlineBytes ? bytes : 0);

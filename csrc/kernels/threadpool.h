@@ -3,6 +3,7 @@
 // Process-wide persistent worker pool. Work is split into tasks whose boundaries do not depend on the
 // thread count, so results are bitwise identical with any number of threads.
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace deltaprop::kernels {
@@ -25,6 +26,9 @@ void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx);
 // that announced the job (a lambda capturing by value reads no memory of the caller's).
 constexpr std::size_t kInlineBytes = 48;
 void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes);
+
+// Tests only: moves the pool's job counter to g (as if g jobs had run), to exercise its wrap-around.
+void set_generation_for_testing(std::uint32_t g);
 
 // Convenience for lambdas: parallel_for(n, [&](std::size_t i) { ... }). Small lambdas travel with the
 // job (parallel_for_inline).

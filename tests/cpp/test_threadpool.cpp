@@ -2,6 +2,7 @@
 // The worker pool: every task runs exactly once; nested and concurrent calls run (serially) instead of
 // deadlocking; thread counts can change between calls; a child of fork() can use the pool.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -74,6 +75,31 @@ int main() {
             if (rep % 1000 == 0) bad += !exactly_once(std::size_t(rep % 7));
         }
         EXPECT(bad == 0, "threads=%d: %ld wrong results from small functors", threads, bad);
+    }
+
+    // The job counter wraps around (2^31: its top bit travels outside the sequence word; 2^32: back to 0)
+    // without losing or repeating a task.
+    for (int threads : {2, 3}) {
+        k::set_num_threads(threads);
+        EXPECT(exactly_once(5), "threads=%d before the wrap test", threads);
+        for (std::uint32_t start : {0x7ffffff0u, 0xfffffff0u, 0x3ffffff8u}) {
+            k::set_generation_for_testing(start);
+            bool ok = true;
+            for (int rep = 0; rep < 64; ++rep) ok = ok && exactly_once(std::size_t(1 + rep % 7));
+            EXPECT(ok, "threads=%d: a task did not run exactly once across generation %#x", threads, start + 32);
+            // and the workers still take part (a worker that lost track of the generation would leave
+            // every task to the caller): jobs of 8 slow tasks until a worker runs one, for up to 2 s
+            const auto caller = std::this_thread::get_id();
+            const auto t0 = std::chrono::steady_clock::now();
+            std::atomic<int> by_workers{0};
+            while (by_workers.load() == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2))
+                k::parallel_for(8, [&](std::size_t) {
+                    volatile long x = 0;
+                    for (long j = 0; j < 20000; ++j) x = x + j;
+                    if (std::this_thread::get_id() != caller) by_workers.fetch_add(1);
+                });
+            EXPECT(by_workers.load() > 0, "threads=%d: no worker ran a task after generation %#x", threads, start);
+        }
     }
 
     // Nested: a task calling parallel_for runs the inner loop serially on its own thread.
