@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -244,14 +245,36 @@ PYBIND11_MODULE(_core, m) {
                 return py::none();
             const py::dtype dt = n.dtype();
             if (!a.dtype().is(dt)) return py::none();
-            const std::size_t batch = std::size_t(a.shape(0));
-            py::array out(dt, std::vector<py::ssize_t>{a.shape(0), py::ssize_t(n.net.n_out())});
-            void* op = out.mutable_data();
-            {
-                py::gil_scoped_release rel;
-                n.net.predict(a.data(), batch, op);
+            // The output array is made (and the GIL let go) while the workers start on the first layers.
+            struct Out {
+                py::dtype dt;
+                py::ssize_t rows, cols;
+                py::object array;
+                PyThreadState* released;
+                std::exception_ptr error;
+            } o{dt, a.shape(0), py::ssize_t(n.net.n_out()), py::object(), nullptr, nullptr};
+            auto out_for = [](void* p) -> void* {
+                auto* o = static_cast<Out*>(p);
+                try {
+                    py::array arr(o->dt, std::vector<py::ssize_t>{o->rows, o->cols});
+                    void* data = arr.mutable_data();
+                    o->array = std::move(arr);
+                    o->released = PyEval_SaveThread();
+                    return data;
+                } catch (...) {  // (no exception may cross the C ABI)
+                    o->error = std::current_exception();
+                    return nullptr;
+                }
+            };
+            try {
+                n.net.predict_into(a.data(), std::size_t(a.shape(0)), out_for, &o);
+            } catch (...) {
+                if (o.released) PyEval_RestoreThread(o.released);
+                if (o.error) std::rethrow_exception(o.error);
+                throw;
             }
-            return std::move(out);
+            if (o.released) PyEval_RestoreThread(o.released);
+            return o.array;
         })
         .def("loss", [](PyNet& n, const py::array& x, const py::array& y, double l2) {
             const std::size_t batch = rows_of(x);

@@ -244,7 +244,7 @@ struct Pool {
 
     // Called with `busy` held. bytes > 0: ctx is a trivially copyable functor of that many bytes, copied
     // into the job line for the workers.
-    void run(std::size_t n, TaskFn f, void* ctx, std::size_t bytes) {
+    std::uint32_t start(std::size_t n, TaskFn f, void* ctx, std::size_t bytes) {
         // Slots are brought to the new generation by whoever claims from them first (their owner, as a
         // rule), not here: writing them would pull every worker's slot line to this core. A slot whose
         // range has been empty for 2^30 jobs is refreshed, so that generation ages never wrap.
@@ -258,7 +258,11 @@ struct Pool {
             }
         }
         c.done.store(0, std::memory_order_relaxed);
-        publish(std::uint32_t(n), f, ctx, bytes);
+        return publish(std::uint32_t(n), f, ctx, bytes);
+    }
+
+    // Called with `busy` held, after start: the caller's share, then the wait for the others'.
+    void finish(std::uint32_t g, std::size_t n, TaskFn f, void* ctx) {
         work(0, g, f, ctx, n);
         for (unsigned spins = 1; c.done.load(std::memory_order_acquire) != n; ++spins) {
             if (spins < 4096) cpu_relax();
@@ -299,23 +303,34 @@ void run_serial(std::size_t n_tasks, TaskFn fn, void* ctx) {
     for (std::size_t i = 0; i < n_tasks; ++i) fn(ctx, i);
 }
 
-void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
-    if (n_tasks == 0) return;
+// Hands the job to the workers (busy taken, the job published) and returns the pool, or nullptr if the
+// job is to run serially on this thread.
+Pool* start_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes, std::uint32_t* g) {
+    if (n_tasks <= 1 || t_in_worker || n_tasks >= kTopBit) return nullptr;
     const int want = num_threads();
-    if (n_tasks == 1 || want <= 1 || t_in_worker || n_tasks >= kTopBit) {
-        run_serial(n_tasks, fn, ctx);
-        return;
-    }
+    if (want <= 1) return nullptr;
     Pool* p = get_pool();
     bool expected = false;
-    if (!p || !p->busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
-        run_serial(n_tasks, fn, ctx);
-        return;
-    }
+    if (!p || !p->busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) return nullptr;
     if (p->workers.size() != std::size_t(want - 1)) p->resize(std::size_t(want - 1));
-    if (p->workers.empty()) run_serial(n_tasks, fn, ctx);
-    else p->run(n_tasks, fn, ctx, bytes);
+    if (p->workers.empty()) {
+        p->busy.store(false, std::memory_order_release);
+        return nullptr;
+    }
+    *g = p->start(n_tasks, fn, ctx, bytes);
+    return p;
+}
+
+void finish_parallel(Pool* p, std::uint32_t g, std::size_t n_tasks, TaskFn fn, void* ctx) {
+    if (!p) return run_serial(n_tasks, fn, ctx);
+    p->finish(g, n_tasks, fn, ctx);
     p->busy.store(false, std::memory_order_release);
+}
+
+void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
+    std::uint32_t g = 0;
+    Pool* p = start_parallel(n_tasks, fn, ctx, bytes, &g);
+    finish_parallel(p, g, n_tasks, fn, ctx);
 }
 
 }  // namespace
@@ -348,6 +363,16 @@ void set_generation_for_testing(std::uint32_t g) {
         p->fresh[q] = g;
     }
     p->busy.store(false, std::memory_order_release);
+}
+
+Pending parallel_begin(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
+    Pending job{n_tasks, fn, ctx, nullptr, 0};
+    job.pool = start_parallel(n_tasks, fn, ctx, bytes <= kInlineBytes ? bytes : 0, &job.gen);
+    return job;
+}
+
+void parallel_end(const Pending& job) {
+    finish_parallel(static_cast<Pool*>(job.pool), job.gen, job.n_tasks, job.fn, job.ctx);
 }
 
 void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {

@@ -27,6 +27,21 @@ void parallel_for(std::size_t n_tasks, TaskFn fn, void* ctx);
 constexpr std::size_t kInlineBytes = 48;
 void parallel_for_inline(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes);
 
+// parallel_for_inline in two parts: parallel_begin hands the job to the workers and returns at once,
+// so that the caller can do something else while they start; parallel_end runs the caller's share of
+// the tasks and returns when all are done. Every begin must be followed by exactly one end, on the same
+// thread, and ctx must stay valid until then. In between, this thread's other parallel_for calls run
+// serially (the pool is taken).
+struct Pending {
+    std::size_t n_tasks;
+    TaskFn fn;
+    void* ctx;
+    void* pool;  // null: parallel_end runs the tasks on the calling thread
+    std::uint32_t gen;
+};
+Pending parallel_begin(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes);
+void parallel_end(const Pending& job);
+
 // Tests only: moves the pool's job counter to g (as if g jobs had run), to exercise its wrap-around.
 void set_generation_for_testing(std::uint32_t g);
 
@@ -41,6 +56,16 @@ void parallel_for(std::size_t n_tasks, F&& f) {
         parallel_for_inline(n_tasks, call, ctx, sizeof(G));
     else
         parallel_for(n_tasks, call, ctx);
+}
+
+// parallel_begin for a lambda, which must outlive parallel_end.
+template <class F>
+Pending parallel_begin(std::size_t n_tasks, F& f) {
+    using G = std::remove_reference_t<F>;
+    const TaskFn call = [](void* ctx, std::size_t i) { (*static_cast<G*>(ctx))(i); };
+    void* ctx = const_cast<void*>(static_cast<const void*>(&f));
+    constexpr bool small = std::is_trivially_copyable_v<G> && sizeof(G) <= kInlineBytes && alignof(G) <= 8;
+    return parallel_begin(n_tasks, call, ctx, small ? sizeof(G) : 0);
 }
 
 }  // namespace deltaprop::kernels

@@ -295,6 +295,23 @@ dp_status dp_net_predict(const dp_net* net, const void* x, size_t batch, void* o
     return guard([&] { get(net).predict(x, batch, out); });
 }
 
+dp_status dp_net_predict_into(const dp_net* net, const void* x, size_t batch, void* (*out_for)(void*),
+                              void* user) {
+    return guard([&] {
+        struct Ctx {
+            void* (*fn)(void*);
+            void* user;
+        } c{out_for, user};
+        auto wrapped = [](void* p) -> void* {
+            auto* c = static_cast<Ctx*>(p);
+            void* out = c->fn(c->user);
+            if (!out) deltaprop::detail::fail(DP_ERR_INVALID_ARGUMENT, "out_for returned NULL");
+            return out;
+        };
+        get(net).predict_into(x, batch, out_for ? +wrapped : nullptr, &c);
+    });
+}
+
 dp_status dp_net_loss(const dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
                       double l2, double* loss) {
     return guard([&] {

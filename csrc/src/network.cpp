@@ -331,6 +331,14 @@ public:
         predict_impl(static_cast<const T*>(x), batch, static_cast<T*>(out), nullptr);
     }
 
+    void predict_into(const void* x, std::size_t batch, void* (*out_for)(void*), void* user) const override {
+        check_batch("X", batch);
+        if (!x) fail(DP_ERR_INVALID_ARGUMENT, "X is NULL");
+        if (!out_for) fail(DP_ERR_INVALID_ARGUMENT, "out_for is NULL");
+        check_finite("X", static_cast<const T*>(x), batch, arch_.n_in());
+        predict_impl(static_cast<const T*>(x), batch, nullptr, nullptr, out_for, user);
+    }
+
     double loss(const void* x, std::size_t batch, dp_target kind, const void* y,
                 double l2) const override {
         check_batch("X", batch);
@@ -568,7 +576,8 @@ private:
         for (std::size_t l = 0; l < arch_.layers(); ++l) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
             if (batch == 1 && pair_parts(l) > 1) {
-                forward_pair(l, in, z(l), a(l), z(l + 1), a(l + 1));
+                T* a2 = nullptr;
+                forward_pair(l, in, z(l), a(l), [&](T*& z2, T*& a2r) { z2 = z(l + 1), a2r = a(l + 1); }, &a2);
                 in = a(++l);
                 continue;
             }
@@ -583,11 +592,15 @@ private:
     }
 
     // The same forward pass through thread-local ping-pong buffers; z_out (may be null) receives
-    // the output layer's pre-activations.
-    void predict_impl(const T* x, std::size_t batch, T* out, T* z_out) const {
+    // the output layer's pre-activations. out_for (if not null; out is then null): asked for out once the
+    // first layer's work has been handed out (predict_into).
+    void predict_impl(const T* x, std::size_t batch, T* out, T* z_out, void* (*out_for)(void*) = nullptr,
+                      void* user = nullptr) const {
         const std::size_t L = arch_.layers(), w = batch * max_width();
         T* ping = scratch(0, 2 * w);
         T* pong = ping + w;
+        const bool pair0 = batch == 1 && pair_parts(0) > 1;
+        if (out_for && !pair0) out = static_cast<T*>(out_for(user));
         const T* in = x;
         for (std::size_t l = 0; l < L; ++l) {
             const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
@@ -596,9 +609,14 @@ private:
             T* al = last ? out : ping;
             if (batch == 1 && pair_parts(l) > 1) {
                 const bool last2 = l + 2 == L;
-                T* z2 = last2 && z_out ? z_out : (last2 ? out : pong);
-                T* a2 = last2 ? out : pong;
-                forward_pair(l, in, ping, ping, z2, a2);
+                // the output pointers of layer l + 1, once out is known
+                auto outputs = [&](T*& z2, T*& a2) {
+                    if (l == 0 && out_for) out = static_cast<T*>(out_for(user));
+                    z2 = last2 && z_out ? z_out : (last2 ? out : pong);
+                    a2 = last2 ? out : pong;
+                };
+                T* a2 = nullptr;
+                forward_pair(l, in, ping, ping, outputs, &a2);
                 in = a2;
                 ++l;
                 continue;
@@ -624,9 +642,11 @@ private:
     // W(l+1)[:, r0:r1] a(l)[r0:r1] of z(l+1) into partial row t. After the join, z(l+1) = the partial rows
     // summed in task order, then b(l+1) and g. Each thread reads only its rows of W(l) and its columns of
     // W(l+1), and nobody waits between the two layers. forward (batch 1) and predict both take this
-    // path, so their outputs stay identical. a1 may equal z1, a2 may equal z2, and z2 and a2 may alias
-    // in (they are written after the join).
-    void forward_pair(std::size_t l, const T* in, T* z1, T* a1, T* z2, T* a2) const {
+    // path, so their outputs stay identical. a1 may equal z1. outputs(z2, a2) sets where z(l+1) and
+    // a(l+1) go; it runs while the workers start (and may throw: the job is finished first); a2 may
+    // equal z2, and they may alias in (they are written after the join). *a2_out receives a2.
+    template <class Outputs>
+    void forward_pair(std::size_t l, const T* in, T* z1, T* a1, Outputs&& outputs, T** a2_out) const {
         const std::size_t n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
         const std::size_t parts = pair_parts(l);
         const std::size_t rows = ((n1 + parts - 1) / parts + 7) / 8 * 8;
@@ -640,7 +660,16 @@ private:
         };
         static_assert(sizeof(task) <= kernels::kInlineBytes && std::is_trivially_copyable_v<decltype(task)>,
                       "forward_pair's task must travel with the job");
-        kernels::parallel_for(tasks, task);
+        const kernels::Pending job = kernels::parallel_begin(tasks, task);
+        T *z2 = nullptr, *a2 = nullptr;
+        try {
+            outputs(z2, a2);
+        } catch (...) {
+            kernels::parallel_end(job);
+            throw;
+        }
+        kernels::parallel_end(job);
+        *a2_out = a2;
         std::memcpy(z2, part, n2 * sizeof(T));
         for (std::size_t t = 1; t < tasks; ++t)
             for (std::size_t j = 0; j < n2; ++j) z2[j] += part[t * n2 + j];

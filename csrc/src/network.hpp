@@ -61,6 +61,11 @@ public:
 
     virtual void forward(const void* x, std::size_t batch, void* out) = 0;
     virtual void predict(const void* x, std::size_t batch, void* out) const = 0;
+    // predict, asking for the output buffer only once the work is under way: out_for(user) is called
+    // once, on this thread, after x is validated and the first parallel job has been handed to the
+    // workers, and returns where the outputs go. If it throws, the job is finished, then the exception
+    // propagates. For callers whose output takes a while to allocate (a numpy array).
+    virtual void predict_into(const void* x, std::size_t batch, void* (*out_for)(void*), void* user) const = 0;
     virtual double loss(const void* x, std::size_t batch, dp_target kind, const void* y,
                         double l2) const = 0;
     virtual double backward(const void* x, std::size_t batch, dp_target kind, const void* y,

@@ -925,6 +925,64 @@ static void test_threads_deterministic(void) {
     CHECK(dp_get_num_threads() >= 1);
 }
 
+/* dp_net_predict_into: the same outputs as dp_net_predict, bit for bit (batch 1 through a layer pair
+ * whose work starts before the buffer is asked for, and larger batches), with 1 and 2 threads; the
+ * callback runs once, after validation; a NULL buffer fails the call. */
+typedef struct {
+    void* buf;
+    int calls;
+} into_ctx;
+static void* give_buffer(void* user) {
+    into_ctx* c = (into_ctx*)user;
+    ++c->calls;
+    return c->buf;
+}
+
+static void test_predict_into(void) {
+    const size_t sizes[4] = {784, 256, 128, 10};
+    const dp_activation acts[3] = {DP_RELU, DP_TANH, DP_SOFTMAX};
+    const size_t batches[3] = {1, 2, 5};
+    int threads;
+    dp_dtype dtype;
+    for (dtype = DP_FLOAT32; dtype <= DP_FLOAT64; dtype = (dp_dtype)(dtype + 1)) {
+        dp_net* net = NULL;
+        CHECK_OK(dp_net_create(&net, 4, sizes, acts, NULL, DP_LOSS_CROSS_ENTROPY, dtype, DP_INIT_HE_NORMAL, 3));
+        if (!net) continue;
+        for (threads = 1; threads <= 2; ++threads) {
+            size_t b;
+            CHECK_OK(dp_set_num_threads(threads));
+            for (b = 0; b < 3; ++b) {
+                const size_t batch = batches[b], n = batch * 10;
+                void* x = random_values(dtype, batch * 784);
+                void* want = alloc_values(dtype, n);
+                void* got = alloc_values(dtype, n);
+                into_ctx c;
+                c.buf = got;
+                c.calls = 0;
+                CHECK_OK(dp_net_predict(net, x, batch, want));
+                CHECK_OK(dp_net_predict_into(net, x, batch, give_buffer, &c));
+                CHECK(c.calls == 1);
+                CHECK(memcmp(want, got, n * elem_size(dtype)) == 0);
+                /* a NULL buffer: the call fails, after the one request */
+                c.buf = NULL;
+                c.calls = 0;
+                CHECK(dp_net_predict_into(net, x, batch, give_buffer, &c) == DP_ERR_INVALID_ARGUMENT);
+                CHECK(c.calls == 1);
+                /* invalid input: fails before asking */
+                set_value(x, dtype, batch * 784 - 1, NAN);
+                CHECK(dp_net_predict_into(net, x, batch, give_buffer, &c) == DP_ERR_INVALID_ARGUMENT);
+                CHECK(c.calls == 1);
+                CHECK(dp_net_predict_into(net, x, batch, NULL, &c) == DP_ERR_INVALID_ARGUMENT);
+                free(x);
+                free(want);
+                free(got);
+            }
+        }
+        dp_net_destroy(net);
+    }
+    CHECK_OK(dp_set_num_threads(0));
+}
+
 int main(void) {
     run("library: version, statuses, defaults", test_library);
     run("create and architecture getters", test_create_and_architecture);
@@ -940,6 +998,7 @@ int main(void) {
     run("workspace and backward from dC/da", test_workspace_and_output_grad);
     run("xor 2-8-1 reaches 100%", test_xor);
     run("bitwise identical with 1 and 2 threads", test_threads_deterministic);
+    run("predict_into equals predict", test_predict_into);
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

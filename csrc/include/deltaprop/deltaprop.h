@@ -177,6 +177,12 @@ DP_API void* dp_net_velocity(dp_net* net); /* [num_params] momentum buffer */
 DP_API dp_status dp_net_forward(dp_net* net, const void* x, size_t batch, void* out);
 /* Forward pass that does not touch the workspace: out [batch, n_L]. Thread-safe on one net. */
 DP_API dp_status dp_net_predict(const dp_net* net, const void* x, size_t batch, void* out);
+/* dp_net_predict with the output buffer asked for once the work is under way: out_for(user) is called
+ * once, on the calling thread, after x is validated and the first layers have been handed to the
+ * thread pool, and returns out [batch, n_out] (for callers whose buffer takes a while to make). If it
+ * returns NULL the call fails with DP_ERR_INVALID_ARGUMENT; nothing is written. */
+DP_API dp_status dp_net_predict_into(const dp_net* net, const void* x, size_t batch,
+                                     void* (*out_for)(void* user), void* user);
 /* Loss of the batch (plus l2/(2*batch) * sum W^2) without touching the workspace. */
 DP_API dp_status dp_net_loss(const dp_net* net, const void* x, size_t batch, dp_target kind,
                              const void* y, double l2, double* loss);

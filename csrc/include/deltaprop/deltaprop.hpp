@@ -132,6 +132,9 @@ public:
     void forward(const void* x, std::size_t batch, void* out = nullptr) {
         check(dp_net_forward(net_, x, batch, out));
     }
+    void predict_into(const void* x, std::size_t batch, void* (*out_for)(void*), void* user) const {
+        check(dp_net_predict_into(net_, x, batch, out_for, user));
+    }
     void predict(const void* x, std::size_t batch, void* out) const {
         check(dp_net_predict(net_, x, batch, out));
     }
