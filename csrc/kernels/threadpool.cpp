@@ -158,7 +158,7 @@ struct Pool {
         t_in_worker = true;
         alignas(8) unsigned char local[kInlineBytes];
         for (;;) {
-            const auto t0 = std::chrono::steady_clock::now();
+            auto t0 = std::chrono::steady_clock::now();
             std::uint32_t s = 0;
             for (unsigned spins = 1;; ++spins) {
                 s = job.seq.load(std::memory_order_acquire);
@@ -188,6 +188,7 @@ struct Pool {
                     c.sleeping.fetch_add(1);
                     cv.wait(lk, [&] { return job.seq.load() != 2 * seen; });
                     c.sleeping.fetch_sub(1);
+                    t0 = std::chrono::steady_clock::now();
                     spins = 0;
                     continue;
                 }
