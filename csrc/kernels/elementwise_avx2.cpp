@@ -93,28 +93,29 @@ void exp_inplace<float>(float* x, std::size_t n) {
     }
 }
 
-template <>
-void exp_inplace<double>(double* x, std::size_t n) {
+namespace {
+// x[i] = f(x[i]) four at a time; the tail through the same vector code, via a padded copy
+template <class F>
+void map_pd(double* x, std::size_t n, F f) {
     std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, exp_pd(_mm256_loadu_pd(x + i)));
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, f(_mm256_loadu_pd(x + i)));
     if (i < n) {
         alignas(32) double t[4] = {0, 0, 0, 0};
         for (std::size_t k = 0; i + k < n; ++k) t[k] = x[i + k];
-        _mm256_store_pd(t, exp_pd(_mm256_load_pd(t)));
+        _mm256_store_pd(t, f(_mm256_load_pd(t)));
         for (std::size_t k = 0; i + k < n; ++k) x[i + k] = t[k];
     }
+}
+}  // namespace
+
+template <>
+void exp_inplace<double>(double* x, std::size_t n) {
+    map_pd(x, n, [](__m256d v) { return exp_pd(v); });
 }
 
 // x[i] = log1p(x[i]) for 0 <= x[i] <= 1
 void log1p_unit_inplace(double* x, std::size_t n) {
-    std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, log1p_pd(_mm256_loadu_pd(x + i)));
-    if (i < n) {
-        alignas(32) double t[4] = {0, 0, 0, 0};
-        for (std::size_t k = 0; i + k < n; ++k) t[k] = x[i + k];
-        _mm256_store_pd(t, log1p_pd(_mm256_load_pd(t)));
-        for (std::size_t k = 0; i + k < n; ++k) x[i + k] = t[k];
-    }
+    map_pd(x, n, [](__m256d v) { return log1p_pd(v); });
 }
 
 }  // namespace deltaprop::kernels::avx2
