@@ -262,6 +262,19 @@ dp_schedule dp_schedule_default(dp_schedule_kind kind) {
 
 dp_fit_options dp_fit_options_default(void) { return deltaprop::detail::default_fit_options(); }
 
+dp_status dp_optimizer_check(const dp_optimizer* opt) {
+    return guard([&] { deltaprop::detail::check_optimizer(read_optimizer(opt)); });
+}
+
+dp_status dp_schedule_check(const dp_schedule* schedule, double lr0) {
+    return guard([&] {
+        need(schedule, "schedule");
+        dp_schedule s = *schedule;
+        s.kind = checked_enum(schedule->kind, DP_SCHEDULE_CONSTANT, DP_SCHEDULE_PLATEAU, "schedule kind");
+        deltaprop::detail::check_schedule(s, lr0);
+    });
+}
+
 dp_status dp_last_divergence(dp_divergence* out) {
     if (!out) return set_error(DP_ERR_INVALID_ARGUMENT, "out is NULL");
     if (!g_has_divergence) return set_error(DP_ERR_STATE, "no divergence has been reported on this thread");

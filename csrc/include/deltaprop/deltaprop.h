@@ -274,6 +274,10 @@ DP_API dp_optimizer dp_optimizer_default(dp_optimizer_kind kind); /* PyTorch's d
 DP_API dp_schedule dp_schedule_default(dp_schedule_kind kind);
 DP_API dp_fit_options dp_fit_options_default(void);  /* 1 epoch, batch 32, shuffle, SGD lr 0.01, constant */
 DP_API dp_status dp_last_divergence(dp_divergence* out); /* DP_ERR_STATE if none on this thread */
+/* The rules for an optimizer, and a schedule for the initial rate lr0, without training:
+ * DP_ERR_INVALID_ARGUMENT with a message naming the field, as dp_net_fit would return. */
+DP_API dp_status dp_optimizer_check(const dp_optimizer* opt);
+DP_API dp_status dp_schedule_check(const dp_schedule* schedule, double lr0);
 
 /* n >= 1 threads, or 0 for the default (DELTAPROP_NUM_THREADS, else the cores this process may use). */
 DP_API dp_status dp_set_num_threads(int n);
