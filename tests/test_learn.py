@@ -22,7 +22,7 @@ NUMERIC_LESSONS = {
         " 12         2.518964        3.000000        2.518964      -59.412703",
         "ok: eta=0.5 reaches w = 3 in one step and stays",
         "ok: eta=1.1 diverges: the sign alternates and |w - 3| grows by 1.2 each step",
-        "ok: eta=1.1: deltaprop's weight follows w <- w - eta f'(w) to float64 rounding",
+        "ok: for every eta, deltaprop's weight follows w <- w - eta f'(w) to float64 rounding",
         "lesson 1: all claims hold",
     ]),
     "02_chain_rule_one_weight.py": ([], [
