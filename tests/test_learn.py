@@ -114,6 +114,16 @@ def test_every_lesson_is_tested_and_documented():
         assert f"Run: python {name}" in doc, name
 
 
+def test_docs_link_every_lesson_in_order():
+    guide = (REPO / "docs" / "learn.md").read_text(encoding="utf-8")
+    links = [guide.index(f"](../examples/learn/{name})") for name in sorted([*NUMERIC_LESSONS, PICTURE_LESSON])]
+    assert links == sorted(links)
+    assert "(images/spirals.png)" in guide and (REPO / "docs" / "images" / "spirals.png").is_file()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "](docs/learn.md)" in readme and "](docs/images/spirals.png)" in readme
+    assert (REPO / "docs" / "images" / "spirals.png").stat().st_size < 200_000
+
+
 @pytest.mark.parametrize("name", sorted(NUMERIC_LESSONS))
 def test_lesson_runs_and_its_claims_hold(name, tmp_path):
     args, expected = NUMERIC_LESSONS[name]
