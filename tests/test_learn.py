@@ -183,6 +183,15 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_plot_into_a_missing_directory_is_refused_before_training(tmp_path):
+    path = tmp_path / "missing" / "spirals.png"
+    proc = _run(["-m", "deltaprop", "--plot", path], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"--plot: expected a file in an existing directory, got '{path}'" in proc.stderr
+    assert "epoch" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_import_deltaprop_does_not_import_matplotlib(tmp_path):
     code = ("import sys, deltaprop, deltaprop.__main__, deltaprop._plot\n"
             "assert 'matplotlib' not in sys.modules, sorted(m for m in sys.modules if 'matplotlib' in m)\n")

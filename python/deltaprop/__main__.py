@@ -8,6 +8,7 @@ installed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -44,6 +45,9 @@ def main(argv=None) -> int:
     if args.plot is not None:
         from . import _plot
 
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            p.error(f"--plot: expected a file in an existing directory, got {args.plot!r} ({folder} does not exist)")
         try:
             _plot.require_matplotlib()
         except ImportError as e:
