@@ -8,6 +8,7 @@ import os
 from . import _core
 
 _LEVELS = ("auto", "portable", "avx2", "avx512")
+MAX_THREADS = 1024  # the thread pool's limit
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -20,8 +21,8 @@ def set_num_threads(n: int) -> None:
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n: expected an integer, got {type(n).__name__} {n!r}") from None
-    if n < 0:
-        raise ValueError(f"n: expected a thread count >= 0, got {n}")
+    if not 0 <= n <= MAX_THREADS:
+        raise ValueError(f"n: expected a thread count in [0, {MAX_THREADS}] (0: the default), got {n}")
     _core.set_num_threads(n)
 
 
