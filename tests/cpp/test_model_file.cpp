@@ -141,18 +141,29 @@ static std::string reject_message(const Bytes& b) {
 
 static bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
+// The accessors check their bounds, so a file of an unexpected shape fails the test instead of
+// corrupting memory.
+static void need(const Bytes& b, std::size_t at, std::size_t n) {
+    if (at > b.size() || b.size() - at < n)
+        throw std::out_of_range("test edits bytes " + std::to_string(at) + ".." + std::to_string(at + n) +
+                                " of a " + std::to_string(b.size()) + "-byte file");
+}
 static void put_u32(Bytes& b, std::size_t at, std::uint32_t v) {
+    need(b, at, 4);
     for (int i = 0; i < 4; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 static void put_u64(Bytes& b, std::size_t at, std::uint64_t v) {
+    need(b, at, 8);
     for (int i = 0; i < 8; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 static std::uint32_t get_u32(const Bytes& b, std::size_t at) {
+    need(b, at, 4);
     std::uint32_t v = 0;
     for (int i = 3; i >= 0; --i) v = (v << 8) | b[at + i];
     return v;
 }
 static std::uint64_t get_u64(const Bytes& b, std::size_t at) {
+    need(b, at, 8);
     std::uint64_t v = 0;
     for (int i = 7; i >= 0; --i) v = (v << 8) | b[at + i];
     return v;
@@ -518,6 +529,8 @@ static bool test_layout_v2() {
     CHECK(s.size() == E + 16 + 4);
     const std::uint8_t ext[16] = {0, 0, 0, 0,  0, 0, 0, 0,  7, 0, 0, 0, 0, 0, 0, 0};
     if (s.size() == E + 20) CHECK(std::memcmp(s.data() + E, ext, 16) == 0);
+    // The example of docs/model-format.md: 2-8-1 float32 with Adam state is 668 bytes.
+    CHECK(deltaprop::detail::encode_model(make_record_v2(1, 1, 1, {2, 8, 1}, 7)).size() == 668);
     return ok;
 }
 
