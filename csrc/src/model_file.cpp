@@ -48,8 +48,8 @@ constexpr std::uint32_t kDtypeF32 = 1, kDtypeF64 = 2;
 constexpr std::uint32_t kMaxLoss = 2, kMaxInit = 2, kMaxActivation = 5;
 constexpr std::uint32_t kLossBce = 1, kLossCe = 2;
 constexpr std::uint32_t kActSigmoid = 1, kActSoftmax = 5;
-// dp_optimizer_kind, and the number of state buffers after velocity that each kind keeps in the file.
-constexpr std::uint32_t kOptSgd = 0, kOptAdam = 1, kOptAdamW = 2, kMaxOptKind = 2;
+// dp_optimizer_kind: 0 sgd, 1 adam, 2 adamw (extra_buffers_of says what each keeps in the file).
+constexpr std::uint32_t kOptSgd = 0, kMaxOptKind = 2;
 
 // ---- CRC-32 (ISO-HDLC / zlib / PNG): reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF ----
 // Slicing by 8: t[0] is the bytewise table, t[k][i] = CRC of byte i followed by k zero bytes, so eight
@@ -138,6 +138,7 @@ bool add_ok(std::uint64_t a, std::uint64_t b, std::uint64_t* r) {
 
 std::size_t element_bytes(std::uint32_t dtype) { return dtype == kDtypeF64 ? 8 : 4; }
 
+// State buffers after velocity: none for SGD; Adam and AdamW keep exp_avg_sq and max_exp_avg_sq.
 std::uint32_t extra_buffers_of(std::uint32_t opt_kind) { return opt_kind == kOptSgd ? 0u : 2u; }
 
 const char* optimizer_name(std::uint32_t kind) {
