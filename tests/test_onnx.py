@@ -217,6 +217,30 @@ def test_import_torch_sequential(exporter, tmp_path):
     assert_matches(net.predict(X), run(model, {model.graph.input[0].name: X})[0], "float32", exporter)
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_import_torch_variants_float64(exporter, tmp_path):
+    """Flatten, Identity, Linear without bias, two Linear in a row, Softmax(dim=1), a float64 model."""
+    torch = pytest.importorskip("torch")
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript")
+    nn = torch.nn
+    torch.manual_seed(1)
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(4, 6, bias=False), nn.Sigmoid(), nn.Identity(), nn.Linear(6, 5),
+                        nn.Linear(5, 3), nn.Softmax(dim=1)).eval().double()
+    path = tmp_path / "variants.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(seq, (torch.randn(3, 4, dtype=torch.float64),), str(path), dynamo=exporter == "dynamo",
+                          verbose=False)
+    net = dpx.from_onnx(path)
+    assert net.sizes == (4, 6, 5, 3) and net.activations == ("sigmoid", "identity", "softmax")
+    assert net.dtype == np.float64 and not np.any(net.weights[0][1])
+    X = np.random.default_rng(2).standard_normal((3, 4))
+    with torch.no_grad():
+        expected = seq(torch.from_numpy(X)).numpy()
+    assert_matches(net.predict(X), expected, "float64", exporter)
+
+
 def _sk_fit(est, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: a few iterations are enough here
@@ -407,6 +431,14 @@ def test_skl2onnx_pipeline_with_stand_in():
                 assert np.mean(label == pipe.predict(X32)) > 0.97, (name, dtype)  # ties at 1e-7 may differ
                 np.testing.assert_allclose(proba, pipe.predict_proba(X32), rtol=1e-5, atol=1e-6,
                                            err_msg=f"{name} {dtype} zipmap={zipmap}")
+    # nocl: the label is the class index
+    pipe = make_pipeline(StandardScaler(), Classifier()).fit(X, np.array(["b", "a", "c"])[rng.integers(0, 3, len(X))])
+    model = skl2onnx.to_onnx(pipe, X32[:1], options={id(pipe.steps[-1][1]): {"zipmap": False, "nocl": True}})
+    label, proba = run(model, {"X": X32})
+    assert label.dtype == np.int64 and np.array_equal(label, np.argmax(proba, axis=1))
+    # the pipeline's graph starts with a Scaler, which a deltaprop network cannot express
+    with pytest.raises(ValueError, match=r"node 0 '.*' \(ai.onnx.ml.Scaler\)"):
+        dpx.from_onnx(model)
     pipe = make_pipeline(StandardScaler(), Regressor(dtype="float64")).fit(X, X[:, 0] * X[:, 1])
     for X_in in (X32, X):
         model = skl2onnx.to_onnx(pipe, X_in[:1])
@@ -423,18 +455,19 @@ def test_real_estimators():
 
     rng = np.random.default_rng(6)
     X = rng.standard_normal((200, 4))
-    X_in = X.astype(sk.MLPClassifier().fit(X[:20], rng.integers(0, 3, 20)).network_.dtype)
     dpx.register_skl2onnx()
     for y in (rng.integers(0, 3, 200), rng.integers(0, 2, 200), np.array(["a", "b", "c"])[rng.integers(0, 3, 200)]):
-        clf = sk.MLPClassifier().fit(X, y)
+        clf = _sk_fit(sk.MLPClassifier(), X, y)
+        X_in = X.astype(clf.network_.dtype)
         label, proba = run(dpx.to_onnx(clf), {"X": X_in})
         assert np.array_equal(label, clf.predict(X_in))
         np.testing.assert_allclose(proba, clf.predict_proba(X_in), rtol=1e-5, atol=1e-6)
-        pipe = make_pipeline(StandardScaler(), sk.MLPClassifier()).fit(X, y)
-        model = skl2onnx.to_onnx(pipe, X.astype(np.float32)[:1], options={"zipmap": False})
+        pipe = _sk_fit(make_pipeline(StandardScaler(), sk.MLPClassifier()), X, y)
+        model = skl2onnx.to_onnx(pipe, X.astype(np.float32)[:1], options={sk.MLPClassifier: {"zipmap": False}})
         label, proba = run(model, {"X": X.astype(np.float32)})
         np.testing.assert_allclose(proba, pipe.predict_proba(X.astype(np.float32)), rtol=1e-4, atol=1e-5)
-    reg = sk.MLPRegressor().fit(X, X[:, 0] - X[:, 1])
+    reg = _sk_fit(sk.MLPRegressor(), X, X[:, 0] - X[:, 1])
+    X_in = X.astype(reg.network_.dtype)
     (variable,) = run(dpx.to_onnx(reg), {"X": X_in})
     np.testing.assert_allclose(variable.reshape(-1), np.asarray(reg.predict(X_in)).reshape(-1), rtol=1e-5, atol=1e-5)
 

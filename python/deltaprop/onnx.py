@@ -184,8 +184,10 @@ def _class_labels(est) -> np.ndarray:
     return np.array([str(c) for c in classes.tolist()], dtype=object)
 
 
-def _estimator_graph(g: _Graph, est, x: str, outs: List[str]) -> None:
-    """The estimator's nodes from input x (already in the network's dtype) into the names outs."""
+def _estimator_graph(g: _Graph, est, x: str, outs: List[str], nocl: bool = False) -> None:
+    """The estimator's nodes from input x (already in the network's dtype) into the names outs.
+
+    nocl (skl2onnx's option): the label is the class index, not the class itself."""
     net, kind = _estimator_kind(est)
     prefix = "dp_" if g._unique is not None else ""
     if kind == "regressor":
@@ -216,6 +218,9 @@ def _estimator_graph(g: _Graph, est, x: str, outs: List[str]) -> None:
         half = g.const(prefix + "threshold", np.array(0.5, dtype=net.dtype))
         above = g.node("Greater", [proba, half], hint=prefix + "above_threshold")
         g.node("Cast", [above], label, to=_onnx().TensorProto.INT64)
+        return
+    if nocl:
+        g.node("ArgMax", [proba], label, axis=1, keepdims=0)
         return
     index = g.node("ArgMax", [proba], hint=prefix + "class_index", axis=1, keepdims=0)
     table = g.const(prefix + "classes", classes)
@@ -304,7 +309,8 @@ def _skl2onnx_shape(operator) -> None:
     classes = _class_labels(est)
     multilabel = net.activations[-1] == "sigmoid" and net.sizes[-1] > 1
     label_shape = [n, classes.size] if multilabel else [n]
-    label_type = StringTensorType if classes.dtype == object else Int64TensorType
+    nocl = operator.scope_inst.get_options(est, dict(nocl=False))["nocl"]
+    label_type = StringTensorType if classes.dtype == object and not nocl else Int64TensorType
     operator.outputs[0].type = label_type(label_shape)
     operator.outputs[1].type = float_type([n, classes.size])
 
@@ -325,7 +331,8 @@ def _skl2onnx_convert(scope, operator, container) -> None:
     if in_type != net_type:  # compute in the network's dtype, hand the float outputs over in the input's
         for i in float_outs:
             inner[i] = g.name("dp_" + outs[i])
-    _estimator_graph(g, est, x, inner)
+    nocl = bool(container.get_options(est, dict(nocl=False))["nocl"]) if kind == "classifier" else False
+    _estimator_graph(g, est, x, inner, nocl=nocl)
     for i in float_outs:
         if inner[i] != outs[i]:
             g.node("Cast", [inner[i]], outs[i], to=in_type)
@@ -344,7 +351,8 @@ def register_skl2onnx(*estimator_classes) -> None:
 
     Registers ``deltaprop.sklearn.MLPClassifier`` and ``MLPRegressor`` when that module is present, and any
     further classes given here that follow the same fitted-attribute contract (``network_``, and ``classes_``
-    for a classifier). Classifiers take skl2onnx's ``zipmap`` option.
+    for a classifier). Classifiers take skl2onnx's options ``zipmap`` (True, False, "columns") and ``nocl``
+    (labels as class indices).
     """
     try:
         from skl2onnx import update_registered_converter
@@ -363,7 +371,7 @@ def register_skl2onnx(*estimator_classes) -> None:
     for cls in classes:
         if not isinstance(cls, type):
             raise TypeError(f"estimator_classes: expected classes, got {cls!r}")
-        options = {"zipmap": [True, False, "columns"], "nocl": [True, False]} if issubclass(cls, ClassifierMixin) else None
+        options = {"zipmap": [True, False, "columns"], "nocl": [False, True]} if issubclass(cls, ClassifierMixin) else None
         update_registered_converter(cls, f"Deltaprop{cls.__name__}", _skl2onnx_shape, _skl2onnx_convert,
                                     options=options)
 
