@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
         goto done;
     }
     if (fscanf(in, "%lu %lu", &rows, &cols) != 2 || cols != n_in || rows == 0) {
-        fprintf(stderr, "classify: %s: expected 'rows %lu' on the first line\n", argv[2], (unsigned long)n_in);
+        fprintf(stderr, "classify: %s: expected 'ROWS %lu' on the first line (the network takes %lu inputs)\n", argv[2],
+                (unsigned long)n_in, (unsigned long)n_in);
         fclose(in);
         goto done;
     }
