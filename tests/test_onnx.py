@@ -610,3 +610,31 @@ def test_import_rejects_malformed_and_cyclic(tmp_path):
     broken = _graph_model([helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)], {"W": W, "b": b})
     broken.graph.initializer[0].raw_data = b"\x00" * 5
     _expect_error(broken, "cannot be read|not a valid ONNX model")
+
+
+def test_import_of_corrupted_files_raises_value_error_only():
+    """Random byte changes, deletions and insertions: a Network or a ValueError, never anything else."""
+    rng = np.random.default_rng(21)
+    net = dp.Network([3, 5, 4, 2], activation=["relu", "leaky_relu", "softmax"], loss="cross_entropy",
+                     dtype="float64", seed=0)
+    base = net.to_onnx().SerializeToString()
+    outcomes = {"network": 0, "ValueError": 0}
+    for _ in range(400):
+        data = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            pos = int(rng.integers(0, len(data)))
+            kind = int(rng.integers(0, 3))
+            if kind == 0:
+                data[pos] = int(rng.integers(0, 256))
+            elif kind == 1:
+                del data[pos:pos + int(rng.integers(1, 20))]
+            else:
+                data[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 8))).astype(np.uint8).tobytes()
+        try:
+            got = dpx.from_onnx(bytes(data))
+        except ValueError:
+            outcomes["ValueError"] += 1
+        else:
+            outcomes["network"] += 1
+            got.predict(np.zeros((2, got.sizes[0])))
+    assert outcomes["ValueError"] > 100, outcomes

@@ -450,10 +450,11 @@ class _Reader:
 
     def floats(self, name: str, who: str) -> np.ndarray:
         arr = self.array(name, who)
-        if arr.dtype.kind != "f" or arr.dtype.itemsize < 2 or arr.dtype not in (np.float16, np.float32, np.float64):
-            raise ValueError(f"{who}: initializer {name!r} has dtype {arr.dtype}; expected a float tensor (float16, float32 or float64)")
+        what = "initializer" if isinstance(self.consts[name], self.onnx.TensorProto) else "constant"
+        if arr.dtype not in (np.float16, np.float32, np.float64):
+            raise ValueError(f"{who}: {what} {name!r} has dtype {arr.dtype}; expected a float tensor (float16, float32 or float64)")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{who}: initializer {name!r} holds non-finite values")
+            raise ValueError(f"{who}: {what} {name!r} holds non-finite values")
         return arr
 
     def attrs(self, i: int) -> dict:
