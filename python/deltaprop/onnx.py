@@ -28,6 +28,12 @@ _META_LOSS = "deltaprop.loss"
 _META_SLOPES = "deltaprop.slopes"
 
 
+def _as_float32(v: float) -> float:
+    """v rounded to float32 (infinite beyond its range), without numpy's overflow warning."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(v))
+
+
 def _onnx():
     try:
         import onnx
@@ -104,7 +110,7 @@ def _dense(g: _Graph, net: Network, x: str, out: str, prefix: str = "") -> str:
             a = z
         elif act == "leaky_relu":
             slope = float(slopes[l])
-            if dt == np.float32 or float(np.float32(slope)) == slope:
+            if dt == np.float32 or _as_float32(slope) == slope:
                 a = g.node("LeakyRelu", [z], a_out, hint=f"{prefix}layer{l}.a", alpha=slope)
             else:
                 # LeakyRelu's alpha is a float32 attribute: a float64 slope it cannot hold exactly is written as
@@ -798,7 +804,7 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
             exact = []
         if len(exact) == len(slopes):  # the float64 slopes that LeakyRelu's float32 alpha rounded
             # a layer without leaky_relu keeps its recorded slope too (unused, but part of the network)
-            slopes = [e if math.isfinite(e) and (act != "leaky_relu" or float(np.float32(e)) == float(np.float32(s))) else s
+            slopes = [e if math.isfinite(e) and (act != "leaky_relu" or _as_float32(e) == _as_float32(s)) else s
                       for e, s, act in zip(exact, slopes, acts)]
     if loss is None:
         recorded = meta.get(_META_LOSS) if model.producer_name == "deltaprop" else None
