@@ -661,6 +661,7 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
     pending = False  # the last layer has no activation yet (an Add may still fold into its bias)
     after = None  # what closed the chain: None, or "binary"
     casts = []
+    input_reshapes = []  # Reshapes before the first layer of an input of unknown width: (node, width)
     weight_dtypes = set()
     for item in chain:
         i = item[1]
@@ -748,14 +749,18 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
             if a.get("axis", 1) not in (1, -1):
                 raise ValueError(f"{who}: Flatten with axis {a.get('axis')} reshapes the batch; only axis 1 of a 2-D tensor changes nothing")
         elif op == "Reshape":
-            cur = layers[-1][0].shape[0] if layers else width
+            cur = layers[-1][0].shape[0] if layers else width  # None: the input's width, known after the layers
             shape = r.array(n.input[1], who) if len(n.input) > 1 and n.input[1] in r.consts else None
             ok = shape is not None and shape.dtype.kind in "iu" and shape.shape == (2,)
             if ok:
                 s0, s1 = int(shape[0]), int(shape[1])
-                zero_ok = not a.get("allowzero", 0)
-                ok = (s0 in (-1,) or (s0 == 0 and zero_ok)) and (s1 == cur if cur is not None else s1 > 0) or \
-                     (s0 == 0 and zero_ok and s1 == -1)
+                keep_batch = s0 == -1 or (s0 == 0 and not a.get("allowzero", 0))
+                if keep_batch and s1 == -1:
+                    ok = s0 == 0
+                elif keep_batch and cur is None and s1 > 0:
+                    input_reshapes.append((who, s1))
+                else:
+                    ok = keep_batch and s1 == cur
             if not ok:
                 raise ValueError(f"{who}: a Reshape to {None if shape is None else shape.tolist()} may change the "
                                  f"[batch, {cur if cur is not None else 'n'}] tensor; only [-1, n], [0, n] and [0, -1] are accepted")
@@ -778,6 +783,9 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
     sizes = [layers[0][0].shape[1]]
     if width is not None and width != sizes[0]:
         raise ValueError(f"{r.where(layers[0][4])}: takes {sizes[0]} inputs but the graph input has width {width}; the shapes do not chain")
+    for who, s1 in input_reshapes:
+        if s1 != sizes[0]:
+            raise ValueError(f"{who}: a Reshape to [-1, {s1}] before a layer that takes {sizes[0]} inputs changes the batch")
     for l, layer in enumerate(layers):
         W = layer[0]
         if l and W.shape[1] != sizes[-1]:
