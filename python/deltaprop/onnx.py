@@ -666,7 +666,7 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
     for item in chain:
         i = item[1]
         who = r.where(i)
-        if after is not None:
+        if after is not None and not (item[0] == "node" and r.nodes[i].op_type == "Identity"):
             raise ValueError(f"{who}: comes after the [1 - p, p] probabilities, which must end the graph")
         if item[0] == "binary":
             if not layers or layers[-1][2] != "sigmoid" or layers[-1][0].shape[0] != 1:
