@@ -606,7 +606,10 @@ def test_import_rejects_malformed_and_cyclic(tmp_path):
     path = tmp_path / "trunc.onnx"
     path.write_bytes(data[:-5])
     _expect_error(path, "trunc.onnx")
-    _expect_error(tmp_path / "missing.onnx", "cannot be read")
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        dpx.from_onnx(tmp_path / "missing.onnx")
+    with pytest.raises(IsADirectoryError):
+        dpx.from_onnx(tmp_path)
     with pytest.raises(TypeError, match="path_or_model"):
         dpx.from_onnx(42)
     # a cycle: z -> r -> z

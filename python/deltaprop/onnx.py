@@ -481,11 +481,8 @@ def _load(path_or_model):
     elif isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
         what = f"path_or_model: {path!r}"
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ValueError(f"{what}: cannot be read ({e.strerror or e})") from None
+        with open(path, "rb") as f:  # FileNotFoundError, IsADirectoryError, ... as for Network.load
+            data = f.read()
     else:
         raise TypeError(f"path_or_model: expected a path, bytes or an onnx.ModelProto, got {type(path_or_model).__name__}")
     if not data:
