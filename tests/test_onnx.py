@@ -460,21 +460,30 @@ def test_real_estimators():
 
     rng = np.random.default_rng(6)
     X = rng.standard_normal((200, 4))
+    X32 = X.astype(np.float32)
     dpx.register_skl2onnx()
-    for y in (rng.integers(0, 3, 200), rng.integers(0, 2, 200), np.array(["a", "b", "c"])[rng.integers(0, 3, 200)]):
-        clf = _sk_fit(sk.MLPClassifier(), X, y)
-        X_in = X.astype(clf.network_.dtype)
-        label, proba = run(dpx.to_onnx(clf), {"X": X_in})
-        assert np.array_equal(label, clf.predict(X_in))
-        np.testing.assert_allclose(proba, clf.predict_proba(X_in), rtol=1e-5, atol=1e-6)
-        pipe = _sk_fit(make_pipeline(StandardScaler(), sk.MLPClassifier()), X, y)
-        model = skl2onnx.to_onnx(pipe, X.astype(np.float32)[:1], options={sk.MLPClassifier: {"zipmap": False}})
-        label, proba = run(model, {"X": X.astype(np.float32)})
-        np.testing.assert_allclose(proba, pipe.predict_proba(X.astype(np.float32)), rtol=1e-4, atol=1e-5)
-    reg = _sk_fit(sk.MLPRegressor(), X, X[:, 0] - X[:, 1])
-    X_in = X.astype(reg.network_.dtype)
-    (variable,) = run(dpx.to_onnx(reg), {"X": X_in})
-    np.testing.assert_allclose(variable.reshape(-1), np.asarray(reg.predict(X_in)).reshape(-1), rtol=1e-5, atol=1e-5)
+    targets = [rng.integers(0, 3, 200), rng.integers(0, 2, 200), np.array(["a", "b", "c"])[rng.integers(0, 3, 200)],
+               (rng.random((200, 3)) > 0.5).astype(int)]
+    for y in targets:
+        for dtype in ("float32", "float64"):
+            clf = _sk_fit(sk.MLPClassifier((8,), max_iter=20, random_state=0, dtype=dtype), X, y)
+            X_in = X.astype(clf.network_.dtype)
+            label, proba = run(dpx.to_onnx(clf), {"X": X_in})
+            assert np.array_equal(label, clf.predict(X_in))
+            assert_matches(proba, clf.predict_proba(X_in), dtype)
+        pipe = _sk_fit(make_pipeline(StandardScaler(), sk.MLPClassifier((8,), max_iter=20, random_state=0)), X, y)
+        model = skl2onnx.to_onnx(pipe, X32[:1], options={sk.MLPClassifier: {"zipmap": False}})
+        label, proba = run(model, {"X": X32})
+        np.testing.assert_allclose(proba, pipe.predict_proba(X32), rtol=1e-4, atol=1e-5)
+    for loss, y in (("squared_error", X[:, 0] - X[:, 1]), ("poisson", np.exp(X[:, 0] / 2))):
+        reg = _sk_fit(sk.MLPRegressor(loss=loss, hidden_layer_sizes=(8,), max_iter=20, random_state=0), X, y)
+        X_in = X.astype(reg.network_.dtype)
+        (variable,) = run(dpx.to_onnx(reg), {"X": X_in})
+        assert_matches(variable.reshape(-1), reg.predict(X_in), reg.network_.dtype, loss)
+        pipe = _sk_fit(make_pipeline(StandardScaler(), sk.MLPRegressor(loss=loss, hidden_layer_sizes=(8,), max_iter=20,
+                                                                        random_state=0)), X, y)
+        (variable,) = run(skl2onnx.to_onnx(pipe, X32[:1]), {"X": X32})
+        np.testing.assert_allclose(variable.reshape(-1), pipe.predict(X32), rtol=1e-4, atol=1e-5)
 
 
 # ---- errors ----

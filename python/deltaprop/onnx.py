@@ -197,7 +197,10 @@ def _estimator_graph(g: _Graph, est, x: str, outs: List[str], nocl: bool = False
     net, kind = _estimator_kind(est)
     prefix = "dp_" if g._unique is not None else ""
     if kind == "regressor":
-        _dense(g, net, x, outs[0], prefix)
+        if getattr(est, "out_activation_", None) == "exp":  # poisson loss: network_ outputs log-means
+            g.node("Exp", [_dense(g, net, x, g.name(prefix + "log_mean"), prefix)], outs[0])
+        else:
+            _dense(g, net, x, outs[0], prefix)
         return
     label, proba = outs
     classes = _class_labels(est)
