@@ -737,3 +737,17 @@ class Network:
         except OSError as e:
             raise _os_error(e, path, writing=False) from None
         return cls._wrap(core)
+
+    # ---- ONNX (deltaprop.onnx; needs the optional onnx package) ----
+    def to_onnx(self, path=None, opset: int = 17):
+        """The network as an ONNX model: returns an onnx.ModelProto, or writes it to path (docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.to_onnx(self, path, opset=opset)
+
+    @classmethod
+    def from_onnx(cls, path_or_model, loss: Optional[str] = None) -> "Network":
+        """A Network from a dense feed-forward ONNX graph (a path, bytes or onnx.ModelProto; docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.from_onnx(path_or_model, loss=loss)
