@@ -455,15 +455,16 @@ def test_fused_fit_equals_backward_then_step_bitwise(opt, extra, dtype):
 def _fit_with_threads(dp_mod, threads, opt, validation, schedule):
     dp_mod.set_num_threads(threads)
     rng = np.random.default_rng(31)
-    net = dp.Network([24, 64, 48, 6], activation="relu", loss="cross_entropy", dtype="float32", seed=31)
-    X = rng.normal(size=(300, 24)).astype(np.float32)
+    # > 65536 parameters and batches of 100: the GEMMs and the elementwise update both split into tasks
+    net = dp.Network([100, 256, 256, 6], activation="relu", loss="cross_entropy", dtype="float32", seed=31)
+    X = rng.normal(size=(300, 100)).astype(np.float32)
     y = rng.integers(0, 6, 300)
     kw = {}
     if validation:
-        kw["validation_data"] = (rng.normal(size=(70, 24)), rng.integers(0, 6, 70))
+        kw["validation_data"] = (rng.normal(size=(170, 100)), rng.integers(0, 6, 170))
     if schedule:
         kw["schedule"] = Cosine(3, warmup=1, per="step")
-    h = net.fit(X, y, epochs=3, batch_size=64, seed=5, optimizer=opt, **kw)
+    h = net.fit(X, y, epochs=3, batch_size=100, seed=5, optimizer=opt, **kw)
     return net, h
 
 
