@@ -76,6 +76,8 @@ def test_train_batch_diverging_in_each_phase_changes_nothing(phase, opt):
     assert info.value.epoch == 0 and info.value.batch == 0
     if layer is not None:
         assert info.value.layer == layer
+    if phase == "forward":
+        assert info.value.unit == 0 and "layer 0" in str(info.value)
     assert _snap(net) == before
     assert np.all(np.isfinite(net.params))
 
@@ -208,3 +210,24 @@ def test_fit_with_clip_norm_and_a_lower_rate_does_not_diverge():
     net = dp.Network([2, 64, 1], activation="relu", loss="mse", seed=0)
     h = net.fit(X, y, epochs=5, optimizer=Adam(lr=0.01), clip_norm=1.0)
     assert np.all(np.isfinite(h)) and np.all(np.isfinite(net.params))
+
+
+def test_fit_diverging_in_a_later_epoch_keeps_the_completed_epochs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] + rng.normal(scale=0.1, size=200)).astype(np.float32)
+    net = dp.Network([2, 64, 1], activation="relu", loss="mse", seed=0)
+    twin = net.copy()
+    with pytest.raises(dp.DivergenceError) as info:
+        net.fit(X, y, epochs=10, lr=0.5, batch_size=50, shuffle=False, momentum=0.5)
+    e = info.value
+    assert e.epoch >= 1
+    h = net.history
+    assert h.interrupted and not h.stopped_early and len(h) == e.epoch and e.history is h
+    # a run of the completed epochs, then the steps of the failing epoch before the failing batch
+    h2 = twin.fit(X, y, epochs=e.epoch, lr=0.5, batch_size=50, shuffle=False, momentum=0.5)
+    assert list(h2) == list(h)
+    for b in range(e.batch):
+        twin.train_batch(X[b * 50:(b + 1) * 50], y[b * 50:(b + 1) * 50], lr=0.5, momentum=0.5)
+    assert _snap(net) == _snap(twin)
+    assert np.all(np.isfinite(net.params))

@@ -95,6 +95,15 @@ def test_val_loss_equals_net_loss(dtype, weighted):
     assert all(r.val_accuracy is None for r in h.records)
 
 
+def test_val_loss_includes_fits_l2_term():
+    """As the training loss: l2/(2 n_val) * sum W^2 is added (Keras includes regularisation too)."""
+    X, Y, Xv, Yv = _regression(4)
+    net = dp.Network([3, 8, 1], activation="tanh", dtype="float64", seed=1)
+    h = net.fit(X, Y, epochs=2, batch_size=4, l2=0.5, validation_data=(Xv, Yv))
+    assert h.val_loss[-1] == pytest.approx(net.loss(Xv, Yv, l2=0.5), rel=1e-12)
+    assert h.val_loss[-1] > net.loss(Xv, Yv) * (1 + 1e-6)
+
+
 def test_val_accuracy_equals_accuracy_from_predict_cross_entropy():
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
