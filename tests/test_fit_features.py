@@ -305,6 +305,26 @@ def test_verbose_1_without_tqdm_on_a_pipe_prints_a_line_per_epoch(capsys, monkey
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
 
 
+def test_verbose_1_without_tqdm_on_a_terminal_rewrites_one_line(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    X, Y, _, _ = _regression(17)
+    dp.Network([3, 8, 1], activation="tanh", dtype="float64", seed=1).fit(X, Y, epochs=3, verbose=1)
+    out = term.getvalue()
+    monkeypatch.undo()
+    finals = [part.split("\n")[0] for part in out.split("\r") if part.strip()]
+    for e in (1, 2, 3):
+        assert any(f.startswith(f"epoch {e}/3") and "loss" in f for f in finals)
+    assert out.count("\n") == 3  # one finished line per epoch; progress rewrites in place
+
+
 def test_verbose_1_with_tqdm(capsys):
     pytest.importorskip("tqdm")
     X, Y, _, _ = _regression(18)

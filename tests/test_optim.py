@@ -285,15 +285,18 @@ _FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason=(
 
 
 @pytest.mark.parametrize("how", ["copy", pytest.param("pickle", marks=_FORMAT_XFAIL),
-                                 pytest.param("bytes", marks=_FORMAT_XFAIL)])
-def test_copy_and_pickle_keep_the_state_and_continue_identically(how):
+                                 pytest.param("bytes", marks=_FORMAT_XFAIL), pytest.param("save", marks=_FORMAT_XFAIL)])
+def test_copy_and_pickle_keep_the_state_and_continue_identically(how, tmp_path):
     net = _adam_trained()
     if how == "copy":
         twin = net.copy()
     elif how == "pickle":
         twin = pickle.loads(pickle.dumps(net))
-    else:
+    elif how == "bytes":
         twin = dp.Network.from_bytes(net.to_bytes(optimizer=True))
+    else:
+        net.save(tmp_path / "net.dpm", optimizer=True)
+        twin = dp.Network.load(tmp_path / "net.dpm")
     assert _state_bytes(twin) == _state_bytes(net)
     X, Y = _batches(10, 5, 3, steps=1)[0]
     ha = net.fit(X, Y, epochs=4, batch_size=3, seed=1, optimizer=Adam(lr=0.01, amsgrad=True))
