@@ -279,6 +279,7 @@ def test_a_callback_error_propagates():
 
     with pytest.raises(RuntimeError, match="from the callback"):
         net.fit(X, Y, epochs=3, callbacks=[bad])
+    assert len(net.history) == 1 and net.history.interrupted  # the epoch completed before the callback
 
 
 # --- progress -----------------------------------------------------------------------------------------
