@@ -490,3 +490,17 @@ def test_bad_fit_arguments_change_nothing(kw, exc, name):
     with pytest.raises(exc, match=name):
         net.fit(X, Y, epochs=2, optimizer=kw.pop("optimizer", Adam(lr=0.01)), **kw)
     assert (net.params.tobytes(), net.grad.tobytes(), _state(net)) == before
+
+
+def test_early_stopping_on_val_accuracy_keeps_the_most_accurate_epoch():
+    rng = np.random.default_rng(21)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    Xv, yv = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)  # noise: accuracy wanders
+    net = dp.Network([4, 32, 3], activation="tanh", loss="cross_entropy", dtype="float64", seed=2)
+    h = net.fit(X, y, epochs=200, batch_size=8, seed=1, optimizer=Adam(lr=0.02), validation_data=(Xv, yv),
+                early_stopping=True, patience=4, monitor="val_accuracy")
+    assert h.stopped_early
+    acc = h.val_accuracy
+    assert h.best_epoch == int(np.argmax(acc))  # higher is better; the first of equal maxima
+    assert len(h) == h.best_epoch + 1 + 4
+    assert float(np.mean(np.argmax(net.predict(Xv), axis=1) == yv)) == acc[h.best_epoch]
