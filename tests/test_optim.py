@@ -279,13 +279,7 @@ def _state_bytes(net):
     return st["kind"], st["step"], {k: v.tobytes() for k, v in st.items() if isinstance(v, np.ndarray)}
 
 
-_FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "model file (format 1) stores only the SGD velocity: to_bytes/pickle of an Adam net come back as "
-    "kind 'sgd', step 0, without exp_avg_sq (issue 11 asks pickling and save(optimizer=True) to keep it)"))
-
-
-@pytest.mark.parametrize("how", ["copy", pytest.param("pickle", marks=_FORMAT_XFAIL),
-                                 pytest.param("bytes", marks=_FORMAT_XFAIL), pytest.param("save", marks=_FORMAT_XFAIL)])
+@pytest.mark.parametrize("how", ["copy", "pickle", "bytes", "save"])
 def test_copy_and_pickle_keep_the_state_and_continue_identically(how, tmp_path):
     net = _adam_trained()
     if how == "copy":
