@@ -92,13 +92,19 @@ class _Objective:
     """
 
     def __init__(self, kind: str, n_outputs: int, alpha: float):
-        self.kind = kind  # 'softmax', 'logistic' or 'identity' (the output activation)
+        self.kind = kind  # 'softmax', 'logistic', 'identity' or 'exp' (the output activation)
         self.n_outputs = n_outputs
         self.alpha = float(alpha)
         self.c = 0.5 if kind == "identity" else 1.0
         self.l2 = self.alpha / self.c
-        self.dp_loss = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy", "identity": "mse"}[kind]
-        self.dp_output = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}[kind]
+        # 'exp' (Poisson): the core has neither, see poisson_backward (its network's mse is not used)
+        self.dp_loss = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy"}.get(kind, "mse")
+        self.dp_output = {"softmax": "softmax", "logistic": "sigmoid"}.get(kind, "identity")
+
+    @property
+    def python_loss(self) -> bool:
+        """True when the loss is computed here (Poisson), batch by batch: see poisson_backward."""
+        return self.kind == "exp"
 
     @property
     def loss_needs_penalty(self) -> bool:
@@ -113,6 +119,36 @@ class _Objective:
             return 0.5 * float(loss_dp)
         data_dp = float(loss_dp) - self.alpha * penalty_over_s  # l2/2 · P/s = alpha · P/s
         return data_dp / (2.0 * self.n_outputs) + 0.5 * self.alpha * penalty_over_s
+
+    def poisson_backward(self, net, X, Y, sw, alpha=None) -> float:
+        """Poisson ('exp' output): the network's output layer is the identity (z = log of the mean),
+        exp and the loss are applied here; the backward pass is the core's, from the output gradient.
+
+        scikit-learn's loss: Σ_j mean_i w_i [y log(y/p) − y + p] (half the Poisson deviance) plus the
+        penalty; its delta at z is p − y. Fills net.grad with scikit-learn's gradient (c = 1) and
+        returns scikit-learn's loss."""
+        z = net.forward(X).astype(np.float64)
+        with np.errstate(over="ignore"):
+            p = np.exp(z)
+        m = X.shape[0]
+        w = np.ones(m) if sw is None else np.asarray(sw, dtype=np.float64)
+        s = float(w.sum())
+        from scipy.special import xlogy
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            data = float(np.sum(w[:, None] * (xlogy(Y, Y / p) - Y + p)) / s)
+        if not np.all(np.isfinite(p)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
+            )
+        # backward_from_output_grad averages over the m rows: scale each row by w_i m / s
+        net.backward_from_output_grad((p - Y) * (w * (m / s))[:, None])
+        alpha = self.alpha if alpha is None else alpha
+        P = 0.0
+        for (W, _), (dW, _) in zip(net.weights, net.gradients):
+            P += float(np.dot(W.ravel(), W.ravel()))
+            dW += dW.dtype.type(alpha / s) * W
+        return data + 0.5 * alpha * P / s
 
     def sgd_lr(self, lr: float) -> float:
         return self.c * lr
@@ -493,12 +529,6 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental):
         hidden = _check_params(self)
-        if self.loss == "poisson":
-            raise ValueError(
-                "loss='poisson' is not supported by deltaprop yet: it needs an exp output activation "
-                "and the Poisson deviance loss in the core (use loss='squared_error' or "
-                "sklearn.neural_network.MLPRegressor)"
-            )
         if incremental and self.solver not in _STOCHASTIC:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic.")
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
@@ -569,6 +599,8 @@ class _BaseMLP(BaseEstimator):
             X = X.tocsr()
 
         def backward(Xb, Tb, swb, l2):
+            if obj.python_loss:
+                return obj.poisson_backward(net, Xb, Tb, swb, alpha=l2)
             if swb is None:
                 return net.backward(Xb, Tb, l2=l2)
             if not _has_training_api():
@@ -717,7 +749,7 @@ class _BaseMLP(BaseEstimator):
         """One pass over the data; returns scikit-learn's epoch loss (batch losses weighted by rows)."""
         n = X.shape[0]
         sparse = scipy.sparse.issparse(X)
-        per_batch = not opt.native or obj.loss_needs_penalty
+        per_batch = not opt.native or obj.loss_needs_penalty or obj.python_loss
         if not sparse and not per_batch:
             kw = {"sample_weight": sw} if sw is not None else {}
             hist = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2,
@@ -739,6 +771,13 @@ class _BaseMLP(BaseEstimator):
             if per_batch:
                 P = _weight_sq_sum(net) if obj.loss_needs_penalty else 0.0
                 s = float(swb.sum()) if swb is not None else float(rows)
+                if obj.python_loss:
+                    total += obj.poisson_backward(net, Xb, Tb, swb) * rows
+                    if opt.native:
+                        net.step(opt.opt)
+                    else:
+                        opt.numpy_step(net)
+                    continue
                 if opt.native:
                     kw = {"sample_weight": swb} if swb is not None else {}
                     loss_dp = net.train_batch(Xb, Tb, l2=obj.l2, optimizer=opt.opt, **kw)
@@ -774,9 +813,12 @@ class _BaseMLP(BaseEstimator):
     def _val_score(self, net, X, y, sw):
         with np.errstate(all="ignore"):
             out = self._output(X, net)
-        if not np.all(np.isfinite(out)):
+            if not np.all(np.isfinite(out)):
+                return np.nan
+            pred = self._decode(out)
+        if pred.dtype.kind == "f" and not np.all(np.isfinite(pred)):
             return np.nan
-        return self._score_fn(y, self._decode(out), sample_weight=sw)
+        return self._score_fn(y, pred, sample_weight=sw)
 
     def _val_targets(self, Y):
         return Y
@@ -927,8 +969,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """scikit-learn's MLPRegressor (squared error; lbfgs, sgd or adam) trained by deltaprop.
 
-    Parameters are scikit-learn's (see sklearn.neural_network.MLPRegressor; loss='poisson' is not
-    supported yet), then ``dtype`` and ``n_threads`` as in MLPClassifier. Attributes are
+    Parameters are scikit-learn's (see sklearn.neural_network.MLPRegressor), then ``dtype`` and ``n_threads`` as in MLPClassifier. Attributes are
     scikit-learn's plus ``network_``.
     """
 
@@ -951,7 +992,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _score_fn = staticmethod(r2_score)
 
     def _output_kind(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
@@ -969,6 +1010,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y.ravel() if Y.shape[1] == 1 else Y
 
     def _decode(self, out):
+        if self.out_activation_ == "exp":  # network_ outputs log-means (see _Objective.poisson_backward)
+            out = np.exp(out)
         return out.ravel() if out.shape[1] == 1 else out
 
     @available_if(_has_partial_fit)
