@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -629,10 +630,13 @@ class _BaseMLP(BaseEstimator):
             return obj.loss(loss_dp, P / s), obj.c * g
 
         x0 = flat[order].astype(np.float64)
-        res = scipy.optimize.minimize(
-            fun, x0, method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-        )
+        # L-BFGS-B's own work is vector operations over the parameters: BLAS threads only add hand-offs
+        # (the gradient comes from deltaprop's kernels, which do not use BLAS)
+        with threadpool_limits(1, "blas"):
+            res = scipy.optimize.minimize(
+                fun, x0, method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
         if res.status != 0:
             warnings.warn(
                 f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}):\n{res.message}\n\n"
