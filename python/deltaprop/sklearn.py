@@ -574,11 +574,16 @@ class _BaseMLP(BaseEstimator):
         Xc = X.tocsr() if scipy.sparse.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         targets = self._targets(Y, dtype)
 
-        if self.solver in _STOCHASTIC:
-            net = self._fit_stochastic(net, obj, Xc, Y, targets, sw, incremental, first_pass)
-        else:
-            net = _fresh_network(net) if not first_pass else net
-            self._fit_lbfgs(net, obj, Xc, targets, sw)
+        try:
+            if self.solver in _STOCHASTIC:
+                net = self._fit_stochastic(net, obj, Xc, Y, targets, sw, incremental, first_pass)
+            else:
+                net = _fresh_network(net) if not first_pass else net
+                self._fit_lbfgs(net, obj, Xc, targets, sw)
+        except FloatingPointError as e:  # deltaprop's DivergenceError: the loss or the weights overflowed
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
+            ) from e
         if not np.all(np.isfinite(net.params)):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
@@ -753,7 +758,11 @@ class _BaseMLP(BaseEstimator):
         """One pass over the data; returns scikit-learn's epoch loss (batch losses weighted by rows)."""
         n = X.shape[0]
         sparse = scipy.sparse.issparse(X)
-        per_batch = not opt.native or obj.loss_needs_penalty or obj.python_loss
+        # batch by batch where scikit-learn's epoch loss needs each batch's: the penalty apart from
+        # the data loss (multi-output squared error), or the batch's row count as its weight in the
+        # epoch's mean (with sample weights the native loop weighs a batch by its sum of weights)
+        per_batch = (not opt.native or obj.loss_needs_penalty or obj.python_loss
+                     or (sw is not None and n > batch))
         if not sparse and not per_batch:
             kw = {"sample_weight": sw} if sw is not None else {}
             hist = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2,
