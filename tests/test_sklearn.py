@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """deltaprop.sklearn: scikit-learn's conformance suite, equivalence with scikit-learn's MLPs, and use in
-scikit-learn's tools. Verified with scikit-learn 1.9.1 (and its suite as shipped there)."""
+scikit-learn's tools. Verified with scikit-learn 1.9.1 and 1.3.2 (the oldest the `sklearn` extra allows;
+there the equivalence tests of loss='poisson' and sample weights skip, as its MLPs lack them, and its
+parametrize_with_checks needs pytest < 9 or -W ignore::pytest.PytestRemovedIn10Warning)."""
 from __future__ import annotations
 
 import os
@@ -33,6 +35,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import deltaprop as dp
 from deltaprop.sklearn import MLPClassifier, MLPRegressor, from_sklearn
 
+SK_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
 NATIVE = hasattr(dp, "optim")  # deltaprop's training API: sgd/adam epochs run natively
 needs_training_api = pytest.mark.skipif(not NATIVE, reason="needs deltaprop's training API (dp.optim)")
 
@@ -88,6 +91,8 @@ def _pair(kind, **params):
               random_state=0, max_iter=12, learning_rate_init=0.01)
     kw.update(params)
     if kind.startswith("poisson"):
+        if SK_VERSION < (1, 7):
+            pytest.skip("scikit-learn's MLPRegressor has loss='poisson' since 1.7")
         kw["loss"] = "poisson"
     sk = (skn.MLPClassifier if task == "c" else skn.MLPRegressor)(**kw)
     ours = (MLPClassifier if task == "c" else MLPRegressor)(**kw)
@@ -95,8 +100,11 @@ def _pair(kind, **params):
 
 
 def _fit_both(X, y, sk, ours, **fit):
+    if fit.get("sample_weight") is not None and SK_VERSION < (1, 7):
+        pytest.skip("scikit-learn's MLPs take sample_weight since 1.7")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # older scikit-learn with newer scipy
         sk.fit(X, y, **fit)
         ours.fit(X, y, **fit)
 
