@@ -55,6 +55,12 @@ const void* targets(PyNet& n, const py::array& y, std::size_t batch) {
     return buffer(y, n.dtype(), "Y", batch, n.net.n_out());
 }
 
+// Per-sample weights: None, or a C-contiguous array of the net's dtype with `rows` elements.
+const void* weights(PyNet& n, const py::object& w, const char* name, std::size_t rows) {
+    if (w.is_none()) return nullptr;
+    return buffer(w.cast<py::array>(), n.dtype(), name, rows, 1);
+}
+
 py::array view(py::object owner, PyNet& n, void* ptr, std::vector<py::ssize_t> shape, bool writeable) {
     std::vector<py::ssize_t> strides(shape.size());
     py::ssize_t s = static_cast<py::ssize_t>(n.elem());
@@ -90,6 +96,54 @@ int check_signals(void* user) {
     return PyErr_CheckSignals() != 0 ? 1 : 0;
 }
 
+// deltaprop.DivergenceError (a FloatingPointError) with where training diverged.
+py::object divergence_error(const std::string& message, const dp_divergence& d) {
+    static const char* const phases[] = {"forward", "loss", "backward", "update"};
+    const int ph = int(d.phase);
+    const py::object cls = py::module_::import("deltaprop._errors").attr("DivergenceError");
+    return cls(message, py::arg("epoch") = d.epoch, py::arg("batch") = d.batch,
+               py::arg("phase") = (ph >= 0 && ph < 4 ? phases[ph] : "unknown"), py::arg("layer") = d.layer,
+               py::arg("unit") = d.unit);
+}
+
+// The Python callbacks of fit, called from the training loop with the GIL taken. An exception raised
+// in one is kept, training is stopped, and it is raised again once the loop has returned.
+struct FitCallbacks {
+    CancelState cancel;
+    py::object on_epoch, on_progress;
+    std::exception_ptr error;
+};
+
+int fit_cancel(void* user) {
+    auto* c = static_cast<FitCallbacks*>(user);
+    if (c->error) return 1;
+    return check_signals(&c->cancel);
+}
+
+int fit_epoch(void* user, const dp_epoch_record* r) {
+    auto* c = static_cast<FitCallbacks*>(user);
+    py::gil_scoped_acquire gil;
+    try {
+        const py::object res =
+            c->on_epoch(py::make_tuple(r->epoch, r->loss, r->val_loss, r->val_accuracy, r->lr, r->seconds));
+        return PyObject_IsTrue(res.ptr()) == 1 ? 1 : 0;
+    } catch (...) {
+        c->error = std::current_exception();
+        return 1;
+    }
+}
+
+void fit_progress(void* user, const dp_progress* p) {
+    auto* c = static_cast<FitCallbacks*>(user);
+    py::gil_scoped_acquire gil;
+    if (c->error) return;
+    try {
+        c->on_progress(py::make_tuple(p->epoch, p->epochs, p->batch, p->batches, p->samples, p->loss, p->seconds));
+    } catch (...) {
+        c->error = std::current_exception();
+    }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -105,8 +159,53 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(PyExc_OSError, e.what());
         } catch (const deltaprop::state_error& e) {
             PyErr_SetString(PyExc_RuntimeError, e.what());
+        } catch (const deltaprop::diverged& e) {
+            // deltaprop.DivergenceError (a FloatingPointError), with where it happened
+            const dp_divergence& d = e.where();
+            const py::object err = divergence_error(e.what(), d);
+            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
         }
     });
+
+    py::class_<dp_optimizer>(m, "Optimizer")
+        .def(py::init([](int kind) { return dp_optimizer_default(static_cast<dp_optimizer_kind>(kind)); }),
+             py::arg("kind"))
+        .def_property("kind", [](const dp_optimizer& o) { return int(o.kind); },
+                      [](dp_optimizer& o, int k) { o.kind = static_cast<dp_optimizer_kind>(k); })
+        .def_readwrite("lr", &dp_optimizer::lr)
+        .def_readwrite("momentum", &dp_optimizer::momentum)
+        .def_readwrite("nesterov", &dp_optimizer::nesterov)
+        .def_readwrite("weight_decay", &dp_optimizer::weight_decay)
+        .def_readwrite("beta1", &dp_optimizer::beta1)
+        .def_readwrite("beta2", &dp_optimizer::beta2)
+        .def_readwrite("eps", &dp_optimizer::eps)
+        .def_readwrite("amsgrad", &dp_optimizer::amsgrad)
+        .def_readwrite("eps_hat", &dp_optimizer::eps_hat)
+        .def_readwrite("clip_norm", &dp_optimizer::clip_norm);
+
+    py::class_<dp_schedule>(m, "Schedule")
+        .def(py::init([](int kind) { return dp_schedule_default(static_cast<dp_schedule_kind>(kind)); }),
+             py::arg("kind"))
+        .def_property("kind", [](const dp_schedule& o) { return int(o.kind); },
+                      [](dp_schedule& o, int k) { o.kind = static_cast<dp_schedule_kind>(k); })
+        .def_readwrite("per_step", &dp_schedule::per_step)
+        .def_readwrite("power", &dp_schedule::power)
+        .def_readwrite("scale", &dp_schedule::scale)
+        .def_readwrite("gamma", &dp_schedule::gamma)
+        .def_readwrite("step_size", &dp_schedule::step_size)
+        .def_readwrite("t_max", &dp_schedule::t_max)
+        .def_readwrite("warmup", &dp_schedule::warmup)
+        .def_readwrite("eta_min", &dp_schedule::eta_min)
+        .def_readwrite("factor", &dp_schedule::factor)
+        .def_readwrite("patience", &dp_schedule::patience)
+        .def_readwrite("cooldown", &dp_schedule::cooldown)
+        .def_readwrite("threshold", &dp_schedule::threshold)
+        .def_readwrite("threshold_abs", &dp_schedule::threshold_abs)
+        .def_readwrite("min_lr", &dp_schedule::min_lr);
+
+    // The rules of the core, for checking an optimizer or schedule when it is made (Python).
+    m.def("check_optimizer", [](const dp_optimizer& o) { deltaprop::check(dp_optimizer_check(&o)); });
+    m.def("check_schedule", [](const dp_schedule& s, double lr0) { deltaprop::check(dp_schedule_check(&s, lr0)); });
 
     m.def("version", [] { return std::string(dp_version()); });
     m.def("set_num_threads", [](int n) { deltaprop::set_num_threads(n); });
@@ -276,70 +375,146 @@ PYBIND11_MODULE(_core, m) {
             if (o.released) PyEval_RestoreThread(o.released);
             return o.array;
         })
-        .def("loss", [](PyNet& n, const py::array& x, const py::array& y, double l2) {
+        .def("loss", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw, double l2) {
             const std::size_t batch = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
             const void* yp = targets(n, y, batch);
+            const void* wp = weights(n, sw, "sample_weight", batch);
             const dp_target kind = target_kind(y);
             py::gil_scoped_release rel;
-            return n.net.loss(xp, batch, kind, yp, l2);
-        })
-        .def("backward", [](PyNet& n, const py::array& x, const py::array& y, double l2, bool accumulate) {
+            return n.net.loss(xp, batch, kind, yp, wp, l2);
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("l2"))
+        .def("backward", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw, double l2,
+                            bool accumulate) {
             const std::size_t batch = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
             const void* yp = targets(n, y, batch);
+            const void* wp = weights(n, sw, "sample_weight", batch);
             const dp_target kind = target_kind(y);
             py::gil_scoped_release rel;
             std::lock_guard<std::mutex> lk(n.mu);
-            return n.net.backward(xp, batch, kind, yp, l2, accumulate);
-        })
+            return n.net.backward(xp, batch, kind, yp, wp, l2, accumulate);
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("l2"), py::arg("accumulate"))
         .def("backward_output_grad", [](PyNet& n, const py::array& g, bool accumulate) {
             const std::size_t batch = rows_of(g);
             const void* gp = buffer(g, n.dtype(), "grad", batch, n.net.n_out());
             py::gil_scoped_release rel;
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.backward_output_grad(gp, batch, accumulate);
-        })
-        .def("step", [](PyNet& n, double lr, double momentum, bool nesterov, double weight_decay) {
-            dp_sgd s = dp_sgd_default();
-            s.lr = lr;
-            s.momentum = momentum;
-            s.nesterov = nesterov ? 1 : 0;
-            s.weight_decay = weight_decay;
+        }, py::arg("grad"), py::arg("accumulate"))
+        .def("step", [](PyNet& n, const dp_optimizer& opt) {
             py::gil_scoped_release rel;
             std::lock_guard<std::mutex> lk(n.mu);
-            n.net.step(s);
+            n.net.step(opt);
+        }, py::arg("optimizer"))
+        .def("train_batch", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw, double l2,
+                               const dp_optimizer& opt) {
+            const std::size_t batch = rows_of(x);
+            const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
+            const void* yp = targets(n, y, batch);
+            const void* wp = weights(n, sw, "sample_weight", batch);
+            const dp_target kind = target_kind(y);
+            py::gil_scoped_release rel;
+            std::lock_guard<std::mutex> lk(n.mu);
+            return n.net.train_batch(xp, batch, kind, yp, opt, wp, l2);
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("l2"), py::arg("optimizer"))
+        .def("optimizer_state", [](py::object self) {
+            PyNet& n = self.cast<PyNet&>();
+            const auto st = n.net.optimizer_state();
+            py::list bufs;
+            for (void* b : st.buffers)
+                bufs.append(b ? py::object(view(self, n, b, {py::ssize_t(n.net.num_params())}, false)) : py::none());
+            return py::make_tuple(int(st.kind), st.step, bufs);
         })
-        .def("train", [](PyNet& n, const py::array& x, const py::array& y, std::size_t batch_size,
-                         double lr, double momentum, bool nesterov, double weight_decay, double l2,
-                         bool shuffle, std::size_t epochs) {
+        .def("reset_optimizer", [](PyNet& n, int kind) {
+            std::lock_guard<std::mutex> lk(n.mu);
+            n.net.reset_optimizer(static_cast<dp_optimizer_kind>(kind));
+        }, py::arg("kind"))
+        // The training loop. Returns (records, epochs_done, best_epoch, stopped_early, interrupted): one
+        // (epoch, loss, val_loss, val_accuracy, lr, seconds) tuple per completed epoch. Ctrl-C and
+        // divergence raise (KeyboardInterrupt, DivergenceError) with the records so far in
+        // `.records` of the exception.
+        .def("fit", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw,
+                       const py::object& xv, const py::object& yv, const py::object& wv, std::size_t epochs,
+                       std::size_t batch_size, bool shuffle, double l2, const dp_optimizer& opt,
+                       const dp_schedule& sched, bool early_stopping, int monitor, std::size_t patience,
+                       double min_delta, bool restore_best, const py::object& on_epoch,
+                       const py::object& on_progress, double progress_interval) {
             const std::size_t rows = rows_of(x);
+            dp_fit_options o = dp_fit_options_default();
             const void* xp = buffer(x, n.dtype(), "X", rows, n.net.n_in());
             const void* yp = targets(n, y, rows);
             const dp_target kind = target_kind(y);
-            dp_sgd s = dp_sgd_default();
-            s.lr = lr;
-            s.momentum = momentum;
-            s.nesterov = nesterov ? 1 : 0;
-            s.weight_decay = weight_decay;
-            s.l2 = l2;
-            std::vector<double> losses;
-            bool interrupted = false;
+            o.sample_weight = weights(n, sw, "sample_weight", rows);
+            py::array xva, yva;
+            if (!xv.is_none()) {
+                xva = xv.cast<py::array>();
+                yva = yv.cast<py::array>();
+                o.n_val = rows_of(xva);
+                o.x_val = buffer(xva, n.dtype(), "X_val", o.n_val, n.net.n_in());
+                o.y_val = targets(n, yva, o.n_val);
+                o.val_kind = target_kind(yva);
+                o.w_val = weights(n, wv, "sample_weight_val", o.n_val);
+            }
+            o.epochs = epochs;
+            o.batch_size = batch_size;
+            o.shuffle = shuffle ? 1 : 0;
+            o.l2 = l2;
+            o.optimizer = opt;
+            o.schedule = sched;
+            o.early_stopping = early_stopping ? 1 : 0;
+            o.monitor = static_cast<dp_monitor>(monitor);
+            o.patience = patience;
+            o.min_delta = min_delta;
+            o.restore_best = restore_best ? 1 : 0;
+            FitCallbacks cb;
+            cb.on_epoch = on_epoch;
+            cb.on_progress = on_progress;
+            o.cancel = fit_cancel;
+            o.user = &cb;
+            if (!on_epoch.is_none()) o.on_epoch = fit_epoch;
+            if (!on_progress.is_none()) {
+                o.on_progress = fit_progress;
+                o.progress_interval = progress_interval;
+            }
+            std::vector<dp_epoch_record> history(epochs);
+            dp_fit_result res{};
+            dp_status st = DP_OK;
+            std::string message;
+            dp_divergence where{};
             {
                 py::gil_scoped_release rel;
                 std::lock_guard<std::mutex> lk(n.mu);
-                CancelState st;
-                try {
-                    losses = n.net.train(xp, rows, kind, yp, batch_size, s, epochs, shuffle, check_signals, &st);
-                } catch (const deltaprop::interrupted&) {
-                    interrupted = true;
-                }
+                st = dp_net_fit(n.net.handle(), xp, rows, kind, yp, &o, history.data(), &res);
+                if (st != DP_OK) message = dp_last_error();
+                if (st == DP_ERR_DIVERGED) dp_last_divergence(&where);
             }
-            if (interrupted) {
-                if (PyErr_Occurred()) throw py::error_already_set();
+            py::list records;
+            for (std::size_t e = 0; e < res.epochs_done; ++e) {
+                const dp_epoch_record& r = history[e];
+                records.append(py::make_tuple(r.epoch, r.loss, r.val_loss, r.val_accuracy, r.lr, r.seconds));
+            }
+            const py::tuple out = py::make_tuple(records, res.epochs_done, res.best_epoch, bool(res.stopped_early),
+                                                 bool(res.interrupted || st == DP_ERR_INTERRUPTED));
+            if (cb.error) std::rethrow_exception(cb.error);
+            if (st == DP_ERR_INTERRUPTED) {
+                if (PyErr_Occurred()) {
+                    py::error_already_set e;
+                    e.value().attr("records") = out;
+                    throw e;
+                }
                 PyErr_SetNone(PyExc_KeyboardInterrupt);
+                py::error_already_set e;
+                e.value().attr("records") = out;
+                throw e;
+            }
+            if (st == DP_ERR_DIVERGED) {
+                const py::object err = divergence_error(message, where);
+                err.attr("records") = out;
+                PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
                 throw py::error_already_set();
             }
-            return losses;
+            deltaprop::check(st);  // (the message of this thread's last failure)
+            return out;
         });
 }

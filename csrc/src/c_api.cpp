@@ -27,6 +27,8 @@ using deltaprop::detail::Error;
 using deltaprop::detail::fail;
 
 thread_local std::string g_last_error;
+thread_local dp_divergence g_last_divergence;
+thread_local bool g_has_divergence = false;
 
 dp_status set_error(dp_status status, const char* message) {
     try {
@@ -42,6 +44,10 @@ dp_status guard(F&& f) noexcept {
     try {
         f();
         return DP_OK;
+    } catch (const deltaprop::detail::Diverged& e) {
+        g_last_divergence = e.where;
+        g_has_divergence = true;
+        return set_error(e.status, e.what());
     } catch (const Error& e) {
         return set_error(e.status, e.what());
     } catch (const std::bad_alloc&) {
@@ -87,6 +93,62 @@ dp_target target_kind(const dp_target& kind) {
 
 std::size_t elem_size(dp_dtype d) { return d == DP_FLOAT64 ? 8 : 4; }
 
+// Copies of the option structs with every enum field range-checked (a C caller may put any int there).
+dp_optimizer read_optimizer(const dp_optimizer* o) {
+    need(o, "opt");
+    dp_optimizer r = *o;
+    r.kind = checked_enum(o->kind, DP_OPTIM_SGD, DP_OPTIM_ADAMW, "optimizer kind");
+    return r;
+}
+dp_fit_options read_fit_options(const dp_fit_options* o) {
+    need(o, "options");
+    dp_fit_options r = *o;
+    r.optimizer = read_optimizer(&o->optimizer);
+    r.schedule.kind = checked_enum(o->schedule.kind, DP_SCHEDULE_CONSTANT, DP_SCHEDULE_PLATEAU, "schedule kind");
+    r.monitor = checked_enum(o->monitor, DP_MONITOR_AUTO, DP_MONITOR_VAL_ACCURACY, "monitor");
+    if (o->x_val) r.val_kind = target_kind(o->val_kind);
+    return r;
+}
+
+// dp_net_train and dp_net_train_epoch: SGD epochs through the training loop.
+dp_status train_sgd(dp_net* net, const void* x, size_t n, dp_target kind, const void* y, size_t batch_size,
+                    const dp_sgd* sgd, int shuffle, size_t epochs, dp_cancel_fn cancel, void* user, double* losses,
+                    size_t* epochs_done) {
+    if (epochs_done) *epochs_done = 0;
+    dp_status result = DP_OK;
+    const dp_status s = guard([&] {
+        auto& impl = get(net);
+        need(sgd, "sgd");
+        deltaprop::detail::check_sgd(*sgd, false);
+        dp_fit_options o = deltaprop::detail::default_fit_options();
+        o.epochs = epochs;
+        o.batch_size = batch_size;
+        o.shuffle = shuffle != 0;
+        o.l2 = sgd->l2;
+        o.optimizer = deltaprop::detail::optimizer_from_sgd(*sgd);
+        o.cancel = cancel;
+        o.user = user;
+        std::vector<dp_epoch_record> history(losses ? epochs : 0);
+        dp_fit_result res{};
+        double partial = 0.0;
+        try {
+            result = impl.fit(x, n, target_kind(kind), y, o, losses ? history.data() : nullptr, &res, &partial);
+        } catch (const deltaprop::detail::Diverged&) {
+            for (std::size_t e = 0; losses && e < epochs; ++e) losses[e] = e < res.epochs_done ? history[e].loss : 0.0;
+            if (epochs_done) *epochs_done = res.epochs_done;
+            throw;
+        }
+        for (std::size_t e = 0; losses && e < res.epochs_done; ++e) losses[e] = history[e].loss;
+        if (result == DP_ERR_INTERRUPTED) {
+            // (NaN when it stopped between epochs)
+            if (losses && res.epochs_done < epochs && !std::isnan(partial)) losses[res.epochs_done] = partial;
+            set_error(result, "training interrupted by the cancel callback");
+        }
+        if (epochs_done) *epochs_done = res.epochs_done;
+    });
+    return s != DP_OK ? s : result;
+}
+
 deltaprop::detail::ModelRecord to_record(const deltaprop::detail::NetBase& impl, unsigned flags) {
     deltaprop::detail::ModelRecord rec;
     const Arch& arch = impl.arch();
@@ -102,9 +164,18 @@ deltaprop::detail::ModelRecord to_record(const deltaprop::detail::NetBase& impl,
     rec.params.assign(p, p + bytes);
     rec.has_optimizer = (flags & DP_SAVE_OPTIMIZER) != 0;
     if (rec.has_optimizer) {
-        const auto* v = static_cast<const std::uint8_t*>(net.velocity());
+        const deltaprop::detail::OptimizerView st = net.optimizer_state();
+        const auto* v = static_cast<const std::uint8_t*>(st.buffers[0]);
         rec.velocity.assign(v, v + bytes);
         rec.rng = impl.rng().state();
+        rec.opt_kind = static_cast<std::uint32_t>(st.kind);
+        rec.opt_step = st.step;
+        if (st.kind != DP_OPTIM_SGD) {
+            for (int i = 1; i < 3; ++i) {
+                const auto* b = static_cast<const std::uint8_t*>(st.buffers[i]);
+                rec.extra_state.emplace_back(b, b + bytes);
+            }
+        }
     }
     return rec;
 }
@@ -128,7 +199,18 @@ std::unique_ptr<deltaprop::detail::NetBase> from_record(const deltaprop::detail:
     std::memcpy(impl->params(), rec.params.data(), bytes);
     if (rec.has_optimizer) {
         if (rec.velocity.size() != bytes) fail(DP_ERR_FORMAT, "model file: velocity block has the wrong size");
-        std::memcpy(impl->velocity(), rec.velocity.data(), bytes);
+        if (rec.opt_kind > DP_OPTIM_ADAMW) fail(DP_ERR_FORMAT, "model file: unknown optimizer kind");
+        const auto kind = static_cast<dp_optimizer_kind>(rec.opt_kind);
+        if (kind != DP_OPTIM_SGD && rec.extra_state.size() != 2)
+            fail(DP_ERR_FORMAT, "model file: Adam's state needs 2 extra buffers");
+        impl->reset_optimizer(kind);
+        deltaprop::detail::OptimizerView st = impl->optimizer_state();
+        std::memcpy(st.buffers[0], rec.velocity.data(), bytes);
+        for (std::size_t i = 0; i < rec.extra_state.size() && i < 2; ++i) {
+            if (rec.extra_state[i].size() != bytes) fail(DP_ERR_FORMAT, "model file: a state block has the wrong size");
+            std::memcpy(st.buffers[i + 1], rec.extra_state[i].data(), bytes);
+        }
+        impl->set_optimizer_step(rec.opt_step);
         impl->rng().set_state(rec.rng);
     } else {
         impl->rng().reseed(0);
@@ -147,7 +229,7 @@ const char* dp_version(void) { return "0.1.0"; }
 const char* dp_status_string(dp_status status_in) {
     int raw = 0;
     std::memcpy(&raw, &status_in, sizeof raw);
-    if (raw < DP_OK || raw > DP_ERR_INTERNAL) return "unknown status";
+    if (raw < DP_OK || raw > DP_ERR_DIVERGED) return "unknown status";
     switch (static_cast<dp_status>(raw)) {
         case DP_OK: return "ok";
         case DP_ERR_INVALID_ARGUMENT: return "invalid argument";
@@ -158,11 +240,47 @@ const char* dp_status_string(dp_status status_in) {
         case DP_ERR_INTERRUPTED: return "interrupted";
         case DP_ERR_UNSUPPORTED: return "unsupported";
         case DP_ERR_INTERNAL: return "internal error";
+        case DP_ERR_DIVERGED: return "training diverged";
     }
     return "unknown status";
 }
 
 const char* dp_last_error(void) { return g_last_error.c_str(); }
+
+dp_optimizer dp_optimizer_default(dp_optimizer_kind kind) {
+    int k = 0;
+    std::memcpy(&k, &kind, sizeof k);
+    return deltaprop::detail::default_optimizer(k == DP_OPTIM_ADAM ? DP_OPTIM_ADAM : k == DP_OPTIM_ADAMW ? DP_OPTIM_ADAMW : DP_OPTIM_SGD);
+}
+
+dp_schedule dp_schedule_default(dp_schedule_kind kind) {
+    int k = 0;
+    std::memcpy(&k, &kind, sizeof k);
+    if (k < DP_SCHEDULE_CONSTANT || k > DP_SCHEDULE_PLATEAU) k = DP_SCHEDULE_CONSTANT;
+    return deltaprop::detail::default_schedule(static_cast<dp_schedule_kind>(k));
+}
+
+dp_fit_options dp_fit_options_default(void) { return deltaprop::detail::default_fit_options(); }
+
+dp_status dp_optimizer_check(const dp_optimizer* opt) {
+    return guard([&] { deltaprop::detail::check_optimizer(read_optimizer(opt)); });
+}
+
+dp_status dp_schedule_check(const dp_schedule* schedule, double lr0) {
+    return guard([&] {
+        need(schedule, "schedule");
+        dp_schedule s = *schedule;
+        s.kind = checked_enum(schedule->kind, DP_SCHEDULE_CONSTANT, DP_SCHEDULE_PLATEAU, "schedule kind");
+        deltaprop::detail::check_schedule(s, lr0);
+    });
+}
+
+dp_status dp_last_divergence(dp_divergence* out) {
+    if (!out) return set_error(DP_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (!g_has_divergence) return set_error(DP_ERR_STATE, "no divergence has been reported on this thread");
+    *out = g_last_divergence;
+    return DP_OK;
+}
 
 dp_sgd dp_sgd_default(void) {
     dp_sgd s;
@@ -314,16 +432,26 @@ dp_status dp_net_predict_into(const dp_net* net, const void* x, size_t batch, vo
 
 dp_status dp_net_loss(const dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
                       double l2, double* loss) {
+    return dp_net_loss_weighted(net, x, batch, kind, y, nullptr, l2, loss);
+}
+
+dp_status dp_net_loss_weighted(const dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
+                               const void* sample_weight, double l2, double* loss) {
     return guard([&] {
         need(loss, "loss");
-        *loss = get(net).loss(x, batch, target_kind(kind), y, l2);
+        *loss = get(net).loss(x, batch, target_kind(kind), y, sample_weight, l2);
     });
 }
 
 dp_status dp_net_backward(dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
                           double l2, int accumulate, double* loss) {
+    return dp_net_backward_weighted(net, x, batch, kind, y, nullptr, l2, accumulate, loss);
+}
+
+dp_status dp_net_backward_weighted(dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
+                                   const void* sample_weight, double l2, int accumulate, double* loss) {
     return guard([&] {
-        const double c = get(net).backward(x, batch, target_kind(kind), y, l2, accumulate != 0);
+        const double c = get(net).backward(x, batch, target_kind(kind), y, sample_weight, l2, accumulate != 0);
         if (loss) *loss = c;
     });
 }
@@ -336,36 +464,68 @@ dp_status dp_net_step(dp_net* net, const dp_sgd* sgd) {
     return guard([&] {
         auto& impl = get(net);
         need(sgd, "sgd");
-        impl.step(*sgd);
+        deltaprop::detail::check_sgd(*sgd, true);
+        impl.step(deltaprop::detail::optimizer_from_sgd(*sgd));
     });
+}
+
+dp_status dp_net_step_with(dp_net* net, const dp_optimizer* opt) {
+    return guard([&] {
+        auto& impl = get(net);
+        impl.step(read_optimizer(opt));
+    });
+}
+
+dp_status dp_net_train_batch(dp_net* net, const void* x, size_t batch, dp_target kind, const void* y,
+                             const void* sample_weight, double l2, const dp_optimizer* opt, double* loss) {
+    return guard([&] {
+        auto& impl = get(net);
+        const dp_optimizer o = read_optimizer(opt);
+        const double c = impl.train_batch(x, batch, target_kind(kind), y, sample_weight, l2, o);
+        if (loss) *loss = c;
+    });
+}
+
+dp_status dp_net_optimizer_state(dp_net* net, dp_optimizer_kind* kind, uint64_t* step, void* buffers[3]) {
+    return guard([&] {
+        const deltaprop::detail::OptimizerView v = get(net).optimizer_state();
+        if (kind) *kind = v.kind;
+        if (step) *step = v.step;
+        if (buffers)
+            for (int i = 0; i < 3; ++i) buffers[i] = v.buffers[i];
+    });
+}
+
+dp_status dp_net_reset_optimizer(dp_net* net, dp_optimizer_kind kind) {
+    return guard([&] { get(net).reset_optimizer(checked_enum(kind, DP_OPTIM_SGD, DP_OPTIM_ADAMW, "kind")); });
+}
+
+dp_status dp_net_fit(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
+                     const dp_fit_options* options, dp_epoch_record* history, dp_fit_result* result) {
+    if (result) *result = dp_fit_result{0, 0, 0, 0};
+    dp_status status = DP_OK;
+    const dp_status s = guard([&] {
+        auto& impl = get(net);
+        const dp_fit_options o = read_fit_options(options);
+        status = impl.fit(x, n, target_kind(kind), y, o, history, result, nullptr);
+        if (status == DP_ERR_INTERRUPTED) set_error(status, "training interrupted by the cancel callback");
+    });
+    return s != DP_OK ? s : status;
 }
 
 dp_status dp_net_train_epoch(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
                              size_t batch_size, const dp_sgd* sgd, int shuffle, dp_cancel_fn cancel,
                              void* user, double* mean_loss) {
-    dp_status result = DP_OK;
-    const dp_status s = guard([&] {
-        auto& impl = get(net);
-        need(sgd, "sgd");
-        result = impl.train_epoch(x, n, target_kind(kind), y, batch_size, *sgd, shuffle != 0, cancel, user, mean_loss);
-        if (result == DP_ERR_INTERRUPTED) set_error(result, "training interrupted by the cancel callback");
-    });
-    return s != DP_OK ? s : result;
+    double loss = 0.0;
+    const dp_status s = train_sgd(net, x, n, kind, y, batch_size, sgd, shuffle, 1, cancel, user, &loss, nullptr);
+    if (mean_loss && (s == DP_OK || s == DP_ERR_INTERRUPTED)) *mean_loss = loss;
+    return s;
 }
 
 dp_status dp_net_train(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
                        size_t batch_size, const dp_sgd* sgd, int shuffle, size_t epochs,
                        dp_cancel_fn cancel, void* user, double* losses, size_t* epochs_done) {
-    if (epochs_done) *epochs_done = 0;
-    dp_status result = DP_OK;
-    const dp_status s = guard([&] {
-        auto& impl = get(net);
-        need(sgd, "sgd");
-        result = impl.train(x, n, target_kind(kind), y, batch_size, *sgd, shuffle != 0, epochs, cancel,
-                            user, losses, epochs_done);
-        if (result == DP_ERR_INTERRUPTED) set_error(result, "training interrupted by the cancel callback");
-    });
-    return s != DP_OK ? s : result;
+    return train_sgd(net, x, n, kind, y, batch_size, sgd, shuffle, epochs, cancel, user, losses, epochs_done);
 }
 
 dp_status dp_net_workspace(const dp_net* net, size_t layer, const void** z, const void** a,

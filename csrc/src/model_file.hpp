@@ -21,6 +21,9 @@ struct ModelRecord {
     bool has_optimizer = false;
     std::vector<std::uint8_t> velocity;   // same size as params when has_optimizer
     std::array<std::uint64_t, 4> rng{};   // generator state, meaningful when has_optimizer
+    std::uint32_t opt_kind = 0;                       // dp_optimizer_kind: 0 SGD, 1 Adam, 2 AdamW
+    std::uint64_t opt_step = 0;                       // the optimizer's step count t
+    std::vector<std::vector<std::uint8_t>> extra_state;  // Adam/AdamW: exp_avg_sq, then max_exp_avg_sq; each params.size() bytes
 };
 
 // CRC-32 as used by the model file's checksum (ISO-HDLC, as zlib/PNG: reflected polynomial 0xEDB88320,

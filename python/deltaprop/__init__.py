@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 """deltaprop: fast, transparent backpropagation for dense networks (a C++ core with a numpy API)."""
+from ._errors import DivergenceError
+from ._history import EpochRecord, History
 from ._network import ACTIVATIONS, INITS, LOSSES, GradientCheck, Network
 from ._runtime import (
     get_cmake_dir,
@@ -10,17 +12,22 @@ from ._runtime import (
     set_kernel_level,
     set_num_threads,
 )
-from . import datasets
+from . import datasets, optim, schedules
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "DivergenceError",
+    "EpochRecord",
+    "History",
     "INITS",
     "LOSSES",
     "GradientCheck",
     "Network",
     "datasets",
+    "optim",
+    "schedules",
     "get_cmake_dir",
     "get_include",
     "get_kernel_level",

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
 """python -m deltaprop: train a classifier on interleaved spirals and report its accuracy.
 
-Also: --cmakedir / --includedir print where the C/C++ package is installed.
+Also: --plot FILE draws its decision regions at a few epochs and its loss curve into a PNG file (needs
+matplotlib: pip install 'deltaprop[plot]'); --cmakedir / --includedir print where the C/C++ package is
+installed.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -21,6 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="kernel threads (0: all the process may use)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--plot", metavar="FILE", help="write the decision regions at a few epochs and the loss "
+                   "curve to FILE (PNG; needs matplotlib)")
     args = p.parse_args(argv)
 
     import deltaprop as dp
@@ -36,6 +41,17 @@ def main(argv=None) -> int:
         return 0
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
+    recorder = None
+    if args.plot is not None:
+        from . import _plot
+
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            p.error(f"--plot: expected a file in an existing directory, got {args.plot!r} ({folder} does not exist)")
+        try:
+            _plot.require_matplotlib()
+        except ImportError as e:
+            p.error(f"--plot: {e}")
 
     dp.set_num_threads(args.threads)
     X, y = dp.datasets.spirals(n_per_class=1000, n_classes=3, noise=0.2, seed=args.seed)
@@ -52,17 +68,25 @@ def main(argv=None) -> int:
     def accuracy(Xs, ys):
         return float(np.mean(np.argmax(net.predict(Xs), axis=1) == ys))
 
+    if args.plot is not None:
+        recorder = _plot.RegionRecorder(X_train, y_train, _plot.snapshot_epochs(args.epochs))
+
     start = time.perf_counter()
 
     def report(epoch, loss):
+        if recorder is not None:
+            recorder(net, epoch + 1)
         print(f"epoch {epoch + 1:3d}/{args.epochs}  loss {loss:.4f}  train accuracy {accuracy(X_train, y_train):.3f}  "
               f"({time.perf_counter() - start:.2f} s)", flush=True)
 
-    net.fit(X_train, y_train, epochs=args.epochs, batch_size=32, lr=0.05, momentum=0.9, seed=args.seed,
-            callback=report)
+    losses = net.fit(X_train, y_train, epochs=args.epochs, batch_size=32, lr=0.05, momentum=0.9, seed=args.seed,
+                     callback=report)
     elapsed = time.perf_counter() - start
     acc = accuracy(X_test, y_test)
     print(f"final test accuracy: {acc:.3f} after {args.epochs} epochs in {elapsed:.2f} s")
+    if recorder is not None:
+        _plot.save_learning(args.plot, recorder, losses)
+        print(f"wrote {args.plot}: decision regions at epochs {', '.join(map(str, recorder.epochs))} and the loss curve")
     return 0 if acc >= 0.9 else 1
 
 

@@ -6,11 +6,14 @@ import math
 import operator
 import os
 from collections import namedtuple
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from ._history import EpochRecord, History, Progress, make_record
+from .optim import SGD, Optimizer
+from .schedules import Constant, Schedule
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
@@ -165,6 +168,7 @@ class Network:
     # ---- construction helpers ----
     def _attach(self, core) -> None:
         self._core = core
+        self.history: Optional[History] = None  # the History of the last fit (also after an exception)
         self._init = INITS[core.init_kind]
         self._dtype = core.dtype
         self._sizes = tuple(core.sizes)
@@ -227,8 +231,21 @@ class Network:
 
     @property
     def velocity(self) -> np.ndarray:
-        """Momentum buffer of SGD, same layout as params. Writable."""
+        """Momentum buffer of SGD (Adam's first moment while the state is Adam's), same layout as params. Writable."""
         return self._core.velocity()
+
+    @property
+    def optimizer_state(self) -> Dict[str, Any]:
+        """The optimizer state, read-only: ``{"kind": "sgd"|"adam"|"adamw", "step": t, ...buffers}``
+        with PyTorch's names for the flat buffers (parameter layout): SGD ``momentum_buffer``; Adam and
+        AdamW ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (used with amsgrad)."""
+        kind, step, bufs = self._core.optimizer_state()
+        name = ("sgd", "adam", "adamw")[kind]
+        out: Dict[str, Any] = {"kind": name, "step": int(step)}
+        names = ("momentum_buffer",) if kind == 0 else ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        for n, b in zip(names, bufs):
+            out[n] = b
+        return out
 
     def _split(self, flat: np.ndarray) -> List[Tuple[np.ndarray, np.ndarray]]:
         out = []
@@ -331,84 +348,237 @@ class Network:
 
     __call__ = predict
 
-    def loss(self, X, Y, l2: float = 0.0) -> float:
-        """The cost of the batch: mean over samples of C0, plus l2/(2*batch) * sum of squared weights."""
-        X = self._matrix(X, "X", self._n_in)
-        Yc = self._targets(Y, X.shape[0])
-        return self._core.loss(X, Yc, _number("l2", l2, low=0.0))
+    def _weights(self, w, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
+        if w is None:
+            return None
+        arr = _numeric_array(name, w)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            raise ValueError(f"{name}: expected a 1-D array of {n} weights (one per row of X), got shape {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self._dtype)
 
-    def backward(self, X, Y, l2: float = 0.0, accumulate: bool = False) -> float:
-        """Forward, loss and backpropagation: fills the gradients with the batch mean; returns the loss."""
+    def loss(self, X, Y, l2: float = 0.0, sample_weight=None) -> float:
+        """The cost of the batch: the mean over samples of C0 (weighted: sum w_i C0_i / sum w_i), plus
+        l2/(2m) * sum of squared weights (m = batch, or the weights' sum)."""
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
-        return self._core.backward(X, Yc, _number("l2", l2, low=0.0), bool(accumulate))
+        w = self._weights(sample_weight, X.shape[0])
+        return self._core.loss(X, Yc, w, _number("l2", l2, low=0.0))
+
+    def backward(self, X, Y, l2: float = 0.0, accumulate: bool = False, sample_weight=None) -> float:
+        """Forward, loss and backpropagation: fills the gradients with the batch mean (weighted by
+        sample_weight if given); returns the loss."""
+        X = self._matrix(X, "X", self._n_in)
+        Yc = self._targets(Y, X.shape[0])
+        w = self._weights(sample_weight, X.shape[0])
+        return self._core.backward(X, Yc, w, _number("l2", l2, low=0.0), bool(accumulate))
 
     def backward_from_output_grad(self, grad, accumulate: bool = False) -> None:
         """Backward from a per-sample dC0/da(L) [batch, n_out] after forward(X) with that batch."""
         g = self._matrix(grad, "grad", self._n_out)
         self._core.backward_output_grad(g, bool(accumulate))
 
-    def _sgd(self, lr, momentum, nesterov, weight_decay):
-        lr = _number("lr", lr, low=0.0, low_open=True)
-        momentum = _number("momentum", momentum, low=0.0, high=1.0)
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov: Nesterov momentum needs momentum > 0, got momentum 0")
-        weight_decay = _number("weight_decay", weight_decay, low=0.0)
-        return lr, momentum, bool(nesterov), weight_decay
+    def _optimizer(self, optimizer, lr, momentum, nesterov, weight_decay, clip_norm, lr_default=None):
+        """The native optimizer for a call: optimizer= or the SGD shorthand (lr, momentum, ...)."""
+        if isinstance(lr, Optimizer):
+            optimizer, lr = lr, None
+        if optimizer is not None:
+            if not isinstance(optimizer, Optimizer):
+                raise TypeError(f"optimizer: expected a deltaprop.optim optimizer (SGD, Adam, AdamW), got {optimizer!r}")
+            if (lr is not None and lr != lr_default) or momentum != 0.0 or nesterov or weight_decay != 0.0:
+                raise ValueError("optimizer: pass either optimizer= or the SGD shorthand (lr, momentum, nesterov, "
+                                 "weight_decay), not both")
+            opt = optimizer
+        else:
+            if lr is None:
+                raise TypeError("lr: a learning rate (or optimizer=) is needed")
+            opt = SGD(lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        clip = 0.0 if clip_norm is None else _number("clip_norm", clip_norm, low=0.0, low_open=True)
+        return opt._native(clip)
 
-    def step(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        """One SGD update from the gradient buffer (PyTorch's SGD rule, see README)."""
-        self._core.step(*self._sgd(lr, momentum, nesterov, weight_decay))
+    def step(self, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0, nesterov: bool = False,
+             weight_decay: float = 0.0, *, optimizer: Optional[Optimizer] = None,
+             clip_norm: Optional[float] = None) -> None:
+        """One update from the gradient buffer: ``step(opt)`` with a deltaprop.optim optimizer, or
+        ``step(lr, momentum, nesterov, weight_decay)`` for SGD (PyTorch's rules, see README).
 
-    def train_batch(self, X, Y, lr: float, momentum: float = 0.0, nesterov: bool = False, l2: float = 0.0,
-                    weight_decay: float = 0.0) -> float:
-        """backward then step; returns the loss before the step."""
-        sgd = self._sgd(lr, momentum, nesterov, weight_decay)
-        loss = self.backward(X, Y, l2=l2)
-        self._core.step(*sgd)
-        return loss
+        clip_norm scales the whole gradient to at most that L2 norm first (as
+        torch.nn.utils.clip_grad_norm_). Raises DivergenceError, with nothing changed, if the gradient
+        or the updated values are not finite."""
+        self._core.step(self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm))
+
+    def train_batch(self, X, Y, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0,
+                    nesterov: bool = False, l2: float = 0.0, weight_decay: float = 0.0, *,
+                    optimizer: Optional[Optimizer] = None, clip_norm: Optional[float] = None,
+                    sample_weight=None) -> float:
+        """backward then step, guarded (DivergenceError leaves parameters and optimizer state as before);
+        returns the loss before the step."""
+        opt = self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm)
+        X = self._matrix(X, "X", self._n_in)
+        Yc = self._targets(Y, X.shape[0])
+        w = self._weights(sample_weight, X.shape[0])
+        return self._core.train_batch(X, Yc, w, _number("l2", l2, low=0.0), opt)
+
+    def _split_validation(self, X: np.ndarray, Yc: np.ndarray, w: Optional[np.ndarray], fraction: float,
+                          seed: Optional[int]):
+        """Hold out `fraction` of the rows (before any shuffling), drawn with `seed` (0 if None);
+        stratified by class for class targets (cross_entropy, single-output binary_cross_entropy)."""
+        n = X.shape[0]
+        rng = np.random.default_rng(0 if seed is None else seed)
+        labels = None
+        if self._loss == "cross_entropy":
+            labels = Yc if Yc.ndim == 1 else np.argmax(Yc, axis=1)
+        elif self._loss == "binary_cross_entropy" and Yc.ndim == 2 and Yc.shape[1] == 1:
+            labels = (Yc[:, 0] > 0.5).astype(np.int64)
+        if labels is not None:
+            held = []
+            for c in np.unique(labels):
+                idx = np.flatnonzero(labels == c)
+                k = int(round(fraction * idx.size))
+                held.append(rng.permutation(idx)[:k])
+            val = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        else:
+            val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
+        if val.size == 0 or val.size == n:
+            raise ValueError(f"validation_split: {fraction} of {n} samples leaves "
+                             f"{'no validation' if val.size == 0 else 'no training'} sample")
+        keep = np.ones(n, dtype=bool)
+        keep[val] = False
+        wv = None if w is None else w[val]
+        wt = None if w is None else np.ascontiguousarray(w[keep])
+        return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Yc[keep]), wt,
+                np.ascontiguousarray(X[val]), np.ascontiguousarray(Yc[val]), wv)
 
     def fit(self, X, Y, epochs: int = 1, batch_size: Optional[int] = 32, lr: float = 0.01,
             momentum: float = 0.0, nesterov: bool = False, l2: float = 0.0, weight_decay: float = 0.0,
             shuffle: bool = True, seed: Optional[int] = None,
-            callback: Optional[Callable[[int, float], object]] = None, verbose: bool = False) -> List[float]:
-        """Mini-batch SGD for `epochs` epochs; returns the mean training loss of each epoch.
+            callback: Optional[Callable[[int, float], object]] = None, verbose: Union[bool, int] = 0, *,
+            optimizer: Optional[Optimizer] = None, schedule: Optional[Schedule] = None,
+            clip_norm: Optional[float] = None, sample_weight=None, validation_data=None,
+            validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
+            min_delta: float = 0.0, monitor: Optional[str] = None, restore_best: bool = True,
+            callbacks=None) -> History:
+        """Train for `epochs` epochs in the native loop; returns a History (a list of the per-epoch
+        training losses, with validation metrics, rates and timings).
 
-        batch_size=1 is online training, None the full batch. seed reseeds the shuffling generator.
-        callback(epoch, loss) runs after each epoch; a truthy return stops training.
+        optimizer: a deltaprop.optim optimizer (default: SGD from lr, momentum, nesterov, weight_decay);
+        schedule: a deltaprop.schedules schedule; clip_norm: clip the gradient's global norm per step.
+        batch_size=1 is online training, None the full batch; seed reseeds the shuffling generator (and
+        draws validation_split's held-out rows). sample_weight: per-sample weights w_i >= 0.
+        validation_data=(Xv, Yv) or (Xv, Yv, wv), or validation_split=f holds out a fraction of X
+        (stratified for class targets): validation loss each epoch, and accuracy for classification.
+        early_stopping with patience, min_delta and monitor ("loss", "val_loss", "val_accuracy"; default
+        val_loss with validation data, else loss); restore_best puts back the best epoch's parameters and
+        optimizer state. callback(epoch, loss) (0.1) and callbacks (a callable or a list, each called with
+        an EpochRecord after each epoch; epochs count from 0) stop training by returning True.
+        verbose: 1 a live progress bar (tqdm if installed), 2 a line per epoch (epochs counted from 1).
+        Ctrl-C stops between batches (the parameters of the last complete step kept) and raises
+        KeyboardInterrupt; DivergenceError if training diverges (the net as before that step). Either
+        way ``net.history`` holds the completed epochs.
         """
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
+        w = self._weights(sample_weight, X.shape[0])
         epochs = _integer("epochs", epochs)
         if epochs < 0:
             raise ValueError(f"epochs: expected an integer >= 0, got {epochs}")
+        opt = self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm, lr_default=0.01)
+        if schedule is None:
+            schedule = Constant()
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule: expected a deltaprop.schedules schedule, got {schedule!r}")
+        sched = schedule._native(opt.lr)
+        l2 = _number("l2", l2, low=0.0)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable, got {callback!r}")
+        if callbacks is None:
+            callbacks = []
+        elif callable(callbacks):
+            callbacks = [callbacks]
+        else:
+            callbacks = list(callbacks)
+            for i, c in enumerate(callbacks):
+                if not callable(c):
+                    raise TypeError(f"callbacks[{i}]: expected a callable, got {c!r}")
+        verbose = _integer("verbose", verbose)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
+        if seed is not None:
+            seed = _integer("seed", seed)
+            if not 0 <= seed < 2**64:
+                raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed}")
+        validation_split = _number("validation_split", validation_split, low=0.0, high=1.0)
+        Xv = Yv = wv = None
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("validation_data: pass either validation_data or validation_split, not both")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError("validation_data: expected a tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val)")
+            Xv = self._matrix(validation_data[0], "X_val", self._n_in)
+            Yv = self._targets(validation_data[1], Xv.shape[0])
+            if len(validation_data) == 3:
+                wv = self._weights(validation_data[2], Xv.shape[0], "sample_weight_val")
+        elif validation_split:
+            X, Yc, w, Xv, Yv, wv = self._split_validation(X, Yc, w, validation_split, seed)
+        monitors = {None: 0, "loss": 1, "val_loss": 2, "val_accuracy": 3}
+        if monitor not in monitors:
+            raise ValueError(f"monitor: expected 'loss', 'val_loss' or 'val_accuracy', got {monitor!r}")
+        patience = _integer("patience", patience)
+        if patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience}")
+        min_delta = _number("min_delta", min_delta, low=0.0)
         if batch_size is None:
             batch_size = X.shape[0]
         batch_size = _integer("batch_size", batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1 or None, got {batch_size}")
-        lr, momentum, nesterov, weight_decay = self._sgd(lr, momentum, nesterov, weight_decay)
-        l2 = _number("l2", l2, low=0.0)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable, got {callback!r}")
         if seed is not None:
-            seed = _integer("seed", seed)
-            if not 0 <= seed < 2**64:
-                raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed}")
             self._core.seed(seed)
-        args = (X, Yc, batch_size, lr, momentum, nesterov, weight_decay, l2, bool(shuffle))
-        if callback is None and not verbose:
-            # one native call: the inputs are validated once, not once an epoch
-            return list(self._core.train(*args, epochs)) if epochs else []
-        losses: List[float] = []
-        for epoch in range(epochs):
-            loss = self._core.train(*args, 1)[0]
-            losses.append(loss)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  loss {loss:.6f}", flush=True)
-            if callback is not None and callback(epoch, loss):
-                break
-        return losses
+        if epochs == 0:  # as 0.1: nothing to train, the values are not read
+            self.history = History()
+            return self.history
+
+        n_batches = -(-X.shape[0] // min(batch_size, X.shape[0]))
+        progress = Progress(verbose, epochs, n_batches) if verbose else None
+        records: List[EpochRecord] = []
+
+        def on_epoch(t) -> bool:
+            r = make_record(t)
+            records.append(r)
+            if progress is not None:
+                progress.epoch_end(r)
+            stop = False
+            if callback is not None and callback(r.epoch, r.loss):
+                stop = True
+            for c in callbacks:
+                if c(r):
+                    stop = True
+            return stop
+
+        need_epoch = progress is not None or callback is not None or bool(callbacks)
+
+        def history(out, interrupted: bool) -> History:
+            recs = [make_record(t) for t in out[0]]
+            return History(recs, best_epoch=int(out[2]) if out[1] else None, stopped_early=bool(out[3]),
+                           interrupted=interrupted)
+
+        try:
+            out = self._core.fit(X, Yc, w, Xv, Yv, wv, epochs, batch_size, bool(shuffle), l2, opt, sched,
+                                 bool(early_stopping), monitors[monitor], patience, min_delta, bool(restore_best),
+                                 on_epoch if need_epoch else None, progress.update if verbose == 1 else None,
+                                 Progress.interval)
+        except BaseException as e:
+            if progress is not None:
+                progress.close()
+            out = getattr(e, "records", None)
+            if out is not None:
+                self.history = history(out, True)
+                if hasattr(e, "history"):
+                    e.history = self.history
+            raise
+        if progress is not None:
+            progress.close()
+        self.history = history(out, bool(out[4]))
+        return self.history
 
     def gradient_check(self, X, Y, eps: float = 1e-4, l2: float = 0.0) -> GradientCheck:
         """Compare the backprop gradient with float64 central differences over every parameter.
@@ -424,7 +594,7 @@ class Network:
         net = self._float64_copy()
         X = net._matrix(X, "X", self._n_in)
         Yc = net._targets(Y, X.shape[0])
-        net._core.backward(X, Yc, l2, False)
+        net._core.backward(X, Yc, None, l2, False)
         analytic = net.grad.copy()
         p = net.params
         numeric = np.empty_like(analytic)
@@ -432,9 +602,9 @@ class Network:
 
         def central(i: int, old: float, h: float) -> float:
             p[i] = old + h
-            up = loss(X, Yc, l2)
+            up = loss(X, Yc, None, l2)
             p[i] = old - h
-            down = loss(X, Yc, l2)
+            down = loss(X, Yc, None, l2)
             return (up - down) / (2.0 * h)
 
         for i in range(p.size):

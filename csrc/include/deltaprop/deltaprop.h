@@ -74,7 +74,9 @@ typedef enum dp_status {
     DP_ERR_STATE = 5,            /* the call needs an earlier one (e.g. backward from dC/da before forward) */
     DP_ERR_INTERRUPTED = 6,      /* the cancel callback asked to stop */
     DP_ERR_UNSUPPORTED = 7,      /* e.g. a kernel level this CPU lacks */
-    DP_ERR_INTERNAL = 8
+    DP_ERR_INTERNAL = 8,
+    DP_ERR_DIVERGED = 9          /* training produced NaN or infinity; the net is as before that step
+                                    (dp_last_divergence tells where) */
 } dp_status;
 
 typedef enum dp_dtype { DP_FLOAT32 = 1, DP_FLOAT64 = 2 } dp_dtype;
@@ -125,11 +127,157 @@ typedef struct dp_sgd {
 /* Called between mini-batches of dp_net_train_epoch; return non-zero to stop (DP_ERR_INTERRUPTED). */
 typedef int (*dp_cancel_fn)(void* user);
 
+/* ---- optimizers (PyTorch's rules of the same names; README "Optimizers") ----
+ * t counts the optimizer's steps on this net (1 at the first step); g = grad.
+ *   SGD:   g += weight_decay w; v = momentum v + g; w -= lr (g | v | g + momentum v), as dp_sgd.
+ *   Adam:  g += weight_decay w;                       (L2 penalty folded into the gradient)
+ *   AdamW: w *= 1 - lr weight_decay;                  (decoupled weight decay)
+ *   both:  m = m + (1 - beta1)(g - m); v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) (amsgrad);
+ *          w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)      (eps_hat == 0)
+ *          w -= lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)        (eps_hat != 0,
+ *          Kingma & Ba's efficient form, as Keras and scikit-learn; sqrt(vmax) for v with amsgrad).
+ * The state lives in the net beside the parameters, each buffer in the parameter layout:
+ *   SGD: [0] momentum buffer (dp_net_velocity); Adam/AdamW: [0] m, [1] v, [2] vmax (amsgrad).
+ * A step with an optimizer of another kind than the net's state starts the state afresh (zeros, t = 0). */
+typedef enum dp_optimizer_kind { DP_OPTIM_SGD = 0, DP_OPTIM_ADAM = 1, DP_OPTIM_ADAMW = 2 } dp_optimizer_kind;
+
+typedef struct dp_optimizer {
+    dp_optimizer_kind kind;
+    double lr;           /* > 0, finite */
+    double momentum;     /* SGD: in [0, 1) */
+    int nesterov;        /* SGD: Nesterov momentum (needs momentum > 0) */
+    double weight_decay; /* >= 0 */
+    double beta1, beta2; /* Adam/AdamW: each in [0, 1) */
+    double eps;          /* Adam/AdamW: > 0 */
+    int amsgrad;         /* Adam/AdamW: use the running maximum of v */
+    int eps_hat;         /* Adam/AdamW: eps added before the bias correction (see above) */
+    double clip_norm;    /* > 0: first scale the whole gradient to at most this global L2 norm, as
+                            torch.nn.utils.clip_grad_norm_ (factor clip_norm / (norm + 1e-6)); 0: off */
+} dp_optimizer;
+
+/* Learning-rate schedules: the rate of an optimizer step is lr0 (the optimizer's lr) scaled as below,
+ * k = the number of units completed in this dp_net_fit call: optimizer steps if per_step, else epochs.
+ *   CONSTANT          lr0
+ *   INVERSE_SCALING   lr0 / (1 + scale k)^power
+ *   STEP              lr0 gamma^floor(k / step_size)
+ *   EXPONENTIAL       lr0 gamma^k
+ *   COSINE            k < warmup: lr0 (k + 1) / warmup; then with c = k - warmup <= t_max:
+ *                     eta_min + (lr0 - eta_min)(1 + cos(pi c / t_max)) / 2; eta_min after t_max
+ *   PLATEAU           per epoch: when the monitored value has not improved (by threshold, relative
+ *                     unless threshold_abs) for more than patience epochs, lr = max(lr factor, min_lr),
+ *                     then cooldown epochs without counting (PyTorch's ReduceLROnPlateau, mode min) */
+typedef enum dp_schedule_kind {
+    DP_SCHEDULE_CONSTANT = 0,
+    DP_SCHEDULE_INVERSE_SCALING = 1,
+    DP_SCHEDULE_STEP = 2,
+    DP_SCHEDULE_EXPONENTIAL = 3,
+    DP_SCHEDULE_COSINE = 4,
+    DP_SCHEDULE_PLATEAU = 5
+} dp_schedule_kind;
+
+typedef struct dp_schedule {
+    dp_schedule_kind kind;
+    int per_step;            /* 1: k counts optimizer steps; 0: epochs (PLATEAU: always epochs) */
+    double power, scale;     /* INVERSE_SCALING: power >= 0, scale > 0 */
+    double gamma;            /* STEP, EXPONENTIAL: in (0, 1]; PLATEAU uses factor */
+    size_t step_size;        /* STEP: >= 1 */
+    size_t t_max, warmup;    /* COSINE: t_max >= 1 */
+    double eta_min;          /* COSINE: in [0, lr0] */
+    double factor;           /* PLATEAU: in (0, 1) */
+    size_t patience, cooldown;
+    double threshold;        /* PLATEAU: >= 0 */
+    int threshold_abs;       /* PLATEAU: absolute instead of relative threshold */
+    double min_lr;           /* PLATEAU: >= 0 */
+} dp_schedule;
+
+/* What early stopping and the PLATEAU schedule watch. AUTO: validation loss with validation data,
+ * else the training loss. */
+typedef enum dp_monitor {
+    DP_MONITOR_AUTO = 0,
+    DP_MONITOR_LOSS = 1,
+    DP_MONITOR_VAL_LOSS = 2,
+    DP_MONITOR_VAL_ACCURACY = 3 /* higher is better; classification losses only */
+} dp_monitor;
+
+/* One epoch of dp_net_fit. Values that do not apply are NaN (val_* without validation data;
+ * val_accuracy for mse). Accuracy: argmax of the outputs equals the class (cross_entropy), or each
+ * output thresholded at 0.5 equals its target thresholded at 0.5 (binary_cross_entropy, over all outputs). */
+typedef struct dp_epoch_record {
+    size_t epoch;        /* 0-based, counted within the call */
+    double loss;         /* weighted mean training loss over the epoch's steps */
+    double val_loss, val_accuracy;
+    double lr;           /* the rate of the epoch's last step */
+    double seconds;      /* wall time of the epoch, validation included */
+} dp_epoch_record;
+
+typedef struct dp_progress {
+    size_t epoch, epochs;     /* 0-based epoch, and the number asked for */
+    size_t batch, batches;    /* batches done in this epoch, and per epoch */
+    size_t samples;           /* samples done in this epoch */
+    double loss;              /* mean loss of the epoch so far */
+    double seconds;           /* since the epoch started */
+} dp_progress;
+
+typedef int (*dp_epoch_fn)(void* user, const dp_epoch_record* record); /* non-zero: stop training */
+typedef void (*dp_progress_fn)(void* user, const dp_progress* progress);
+
+typedef struct dp_fit_options {
+    size_t epochs;
+    size_t batch_size;          /* >= 1; larger than n means the full batch */
+    int shuffle;                /* reshuffle every epoch with the net's generator */
+    double l2;                  /* >= 0: lambda of lambda/(2m) sum W^2 (m = batch size or its weight sum) */
+    dp_optimizer optimizer;
+    dp_schedule schedule;
+    const void* sample_weight;  /* [n] in the net's dtype, each >= 0, or NULL (all 1) */
+    /* validation data (x_val NULL: none): x_val [n_val, n_0], y_val as y with val_kind, w_val [n_val] or NULL */
+    const void* x_val;
+    size_t n_val;
+    dp_target val_kind;
+    const void* y_val;
+    const void* w_val;
+    /* early stopping: stop when the monitored value has not improved by more than min_delta for
+       patience epochs; restore_best puts back the parameters and optimizer state of the best epoch */
+    int early_stopping;
+    dp_monitor monitor;
+    size_t patience;
+    double min_delta;           /* >= 0 */
+    int restore_best;
+    dp_cancel_fn cancel;        /* between batches and epochs (DP_ERR_INTERRUPTED); may be NULL */
+    dp_epoch_fn on_epoch;       /* after each epoch; may be NULL */
+    dp_progress_fn on_progress; /* at most once per progress_interval seconds; may be NULL */
+    double progress_interval;   /* default 0.1 */
+    void* user;                 /* passed to cancel, on_epoch and on_progress */
+} dp_fit_options;
+
+typedef struct dp_fit_result {
+    size_t epochs_done;  /* records written */
+    size_t best_epoch;   /* epoch of the best monitored value (early stopping), else the last */
+    int stopped_early;   /* early stopping or on_epoch ended training */
+    int interrupted;     /* cancel ended training (the status is then DP_ERR_INTERRUPTED) */
+} dp_fit_result;
+
+/* Where training diverged (after DP_ERR_DIVERGED on this thread). */
+typedef enum dp_phase { DP_PHASE_FORWARD = 0, DP_PHASE_LOSS = 1, DP_PHASE_BACKWARD = 2, DP_PHASE_UPDATE = 3 } dp_phase;
+typedef struct dp_divergence {
+    size_t epoch, batch;  /* 0-based; both 0 outside dp_net_fit */
+    dp_phase phase;
+    size_t layer;         /* 0-based dense layer (0 for the loss phase) */
+    size_t unit;          /* first offending output unit of that layer */
+} dp_divergence;
+
 /* ---- library ---- */
 DP_API const char* dp_version(void);                /* "0.1.0" */
 DP_API const char* dp_status_string(dp_status status);
 DP_API const char* dp_last_error(void);             /* message of the last failure on this thread, "" if none */
 DP_API dp_sgd dp_sgd_default(void);                 /* lr 0.01, everything else 0 */
+DP_API dp_optimizer dp_optimizer_default(dp_optimizer_kind kind); /* PyTorch's defaults (SGD: lr 0.01) */
+DP_API dp_schedule dp_schedule_default(dp_schedule_kind kind);
+DP_API dp_fit_options dp_fit_options_default(void);  /* 1 epoch, batch 32, shuffle, SGD lr 0.01, constant */
+DP_API dp_status dp_last_divergence(dp_divergence* out); /* DP_ERR_STATE if none on this thread */
+/* The rules for an optimizer, and a schedule for the initial rate lr0, without training:
+ * DP_ERR_INVALID_ARGUMENT with a message naming the field, as dp_net_fit would return. */
+DP_API dp_status dp_optimizer_check(const dp_optimizer* opt);
+DP_API dp_status dp_schedule_check(const dp_schedule* schedule, double lr0);
 
 /* n >= 1 threads, or 0 for the default (DELTAPROP_NUM_THREADS, else the cores this process may use). */
 DP_API dp_status dp_set_num_threads(int n);
@@ -212,13 +360,46 @@ DP_API dp_status dp_net_train(dp_net* net, const void* x, size_t n, dp_target ki
                               size_t batch_size, const dp_sgd* sgd, int shuffle, size_t epochs,
                               dp_cancel_fn cancel, void* user, double* losses, size_t* epochs_done);
 
+/* ---- weighted losses, optimizers and the full training loop ---- */
+/* dp_net_loss and dp_net_backward with per-sample weights sample_weight [batch] (the net's dtype,
+ * >= 0, not all 0; NULL: all 1): the cost is sum_i w_i C0_i / sum_i w_i + l2/(2 sum_i w_i) sum W^2, and
+ * the gradient that of this cost. With all weights 1 the results equal the unweighted calls bit for bit. */
+DP_API dp_status dp_net_loss_weighted(const dp_net* net, const void* x, size_t batch, dp_target kind,
+                                      const void* y, const void* sample_weight, double l2, double* loss);
+DP_API dp_status dp_net_backward_weighted(dp_net* net, const void* x, size_t batch, dp_target kind,
+                                          const void* y, const void* sample_weight, double l2,
+                                          int accumulate, double* loss);
+/* One update from the gradient buffer with opt (clip_norm applied first). DP_ERR_DIVERGED if the
+ * gradient or the updated parameters or state are not finite: nothing changed then. */
+DP_API dp_status dp_net_step_with(dp_net* net, const dp_optimizer* opt);
+/* dp_net_backward_weighted then dp_net_step_with, guarded: on DP_ERR_DIVERGED (phase forward, loss,
+ * backward or update) the parameters and optimizer state are as before the call. loss may be NULL. */
+DP_API dp_status dp_net_train_batch(dp_net* net, const void* x, size_t batch, dp_target kind,
+                                    const void* y, const void* sample_weight, double l2,
+                                    const dp_optimizer* opt, double* loss);
+/* The optimizer state: its kind, step count t, and up to 3 buffers [num_params] (see dp_optimizer);
+ * buffers[i] is NULL for a buffer the kind does not use. Pointers stay valid for the net's life. */
+DP_API dp_status dp_net_optimizer_state(dp_net* net, dp_optimizer_kind* kind, uint64_t* step,
+                                        void* buffers[3]);
+/* Clears the optimizer state and sets its kind (t = 0). */
+DP_API dp_status dp_net_reset_optimizer(dp_net* net, dp_optimizer_kind kind);
+/* Training as users of PyTorch/Keras expect: options->epochs epochs of mini-batches with the optimizer
+ * and schedule, sample weights, validation each epoch, early stopping, callbacks and a divergence guard,
+ * all inside the library (inputs validated once). history [options->epochs] (may be NULL) receives one
+ * record per completed epoch; result (may be NULL) what happened. Returns DP_OK, DP_ERR_INTERRUPTED
+ * (completed steps kept), DP_ERR_DIVERGED (parameters and optimizer state as before the failing
+ * step; history holds the completed epochs) or a validation error (nothing changed). */
+DP_API dp_status dp_net_fit(dp_net* net, const void* x, size_t n, dp_target kind, const void* y,
+                            const dp_fit_options* options, dp_epoch_record* history,
+                            dp_fit_result* result);
+
 /* Workspace of the last dp_net_forward/backward: z, a and delta of layer (0 <= layer < L), each
  * [batch, n_out(layer)]; any pointer argument may be NULL. delta is valid after a backward. */
 DP_API dp_status dp_net_workspace(const dp_net* net, size_t layer, const void** z, const void** a,
                                   const void** delta, size_t* batch);
 
 /* ---- model file (docs/model-format.md) ---- */
-#define DP_SAVE_OPTIMIZER 1u /* include the momentum buffer and the generator state */
+#define DP_SAVE_OPTIMIZER 1u /* include the optimizer state (kind, step, buffers) and the generator state */
 /* Atomic: writes path.tmp-XXXX beside path, syncs it, renames it over path. */
 DP_API dp_status dp_net_save(const dp_net* net, const char* path, unsigned flags);
 DP_API dp_status dp_net_load(dp_net** out, const char* path);

@@ -5,6 +5,8 @@
 //   deltaprop::io_error      file system failure (std::runtime_error)
 //   deltaprop::state_error   call out of order (std::logic_error)
 //   deltaprop::interrupted   the cancel callback stopped training (std::runtime_error)
+//   deltaprop::diverged      training produced NaN or infinity (std::runtime_error; where() says
+//                            where); parameters and optimizer state are as before the failing step
 //   std::bad_alloc           out of memory
 // Buffers are row-major [batch, features] in the net's dtype; the typed overloads check T against it.
 #ifndef DELTAPROP_HPP
@@ -35,6 +37,14 @@ struct state_error : std::logic_error {
 struct interrupted : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+struct diverged : std::runtime_error {
+    diverged(const std::string& message, const dp_divergence& where)
+        : std::runtime_error(message), where_(where) {}
+    const dp_divergence& where() const noexcept { return where_; }
+
+private:
+    dp_divergence where_;
+};
 
 // Throws the exception that matches a failed status, with dp_last_error() as its message.
 inline void check(dp_status s) {
@@ -47,6 +57,11 @@ inline void check(dp_status s) {
         case DP_ERR_IO: throw io_error(msg);
         case DP_ERR_STATE: throw state_error(msg);
         case DP_ERR_INTERRUPTED: throw interrupted(msg);
+        case DP_ERR_DIVERGED: {
+            dp_divergence d{};
+            dp_last_divergence(&d);
+            throw diverged(msg, d);
+        }
         case DP_ERR_OUT_OF_MEMORY: throw std::bad_alloc();
         default: throw std::runtime_error(msg);
     }
@@ -153,6 +168,50 @@ public:
         check(dp_net_backward_output_grad(net_, dc_da, batch, accumulate ? 1 : 0));
     }
     void step(const dp_sgd& sgd) { check(dp_net_step(net_, &sgd)); }
+    void step(const dp_optimizer& opt) { check(dp_net_step_with(net_, &opt)); }
+    // Weighted loss and backward (sample_weight [batch] in the net's dtype, or nullptr).
+    double loss(const void* x, std::size_t batch, dp_target kind, const void* y, const void* sample_weight,
+                double l2) const {
+        double c = 0;
+        check(dp_net_loss_weighted(net_, x, batch, kind, y, sample_weight, l2, &c));
+        return c;
+    }
+    double backward(const void* x, std::size_t batch, dp_target kind, const void* y, const void* sample_weight,
+                    double l2, bool accumulate) {
+        double c = 0;
+        check(dp_net_backward_weighted(net_, x, batch, kind, y, sample_weight, l2, accumulate ? 1 : 0, &c));
+        return c;
+    }
+    // backward then step, guarded; returns the loss before the step.
+    double train_batch(const void* x, std::size_t batch, dp_target kind, const void* y, const dp_optimizer& opt,
+                       const void* sample_weight = nullptr, double l2 = 0) {
+        double c = 0;
+        check(dp_net_train_batch(net_, x, batch, kind, y, sample_weight, l2, &opt, &c));
+        return c;
+    }
+    // The full training loop (dp_net_fit): returns one record per completed epoch; *result (may be
+    // null) what happened. Throws deltaprop::interrupted or deltaprop::diverged (after which
+    // `history` cannot be returned: use the C call or on_epoch to keep the records).
+    std::vector<dp_epoch_record> fit(const void* x, std::size_t n, dp_target kind, const void* y,
+                                     const dp_fit_options& options, dp_fit_result* result = nullptr) {
+        std::vector<dp_epoch_record> history(options.epochs);
+        dp_fit_result r{};
+        check(dp_net_fit(net_, x, n, kind, y, &options, history.data(), &r));
+        history.resize(r.epochs_done);
+        if (result) *result = r;
+        return history;
+    }
+    struct OptimizerState {
+        dp_optimizer_kind kind;
+        std::uint64_t step;
+        void* buffers[3];
+    };
+    OptimizerState optimizer_state() {
+        OptimizerState s{};
+        check(dp_net_optimizer_state(net_, &s.kind, &s.step, s.buffers));
+        return s;
+    }
+    void reset_optimizer(dp_optimizer_kind kind) { check(dp_net_reset_optimizer(net_, kind)); }
     // Returns the epoch's mean loss; throws deltaprop::interrupted if cancel stopped it.
     double train_epoch(const void* x, std::size_t n, dp_target kind, const void* y,
                        std::size_t batch_size, const dp_sgd& sgd, bool shuffle = true,
