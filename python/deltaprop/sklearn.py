@@ -298,7 +298,7 @@ def _check_sample_weight(sample_weight, n, dtype):
     if np.any(sw < 0):
         raise ValueError("Negative values in data passed to sample_weight: deltaprop needs weights >= 0")
     if not sw.sum() > 0:
-        raise ValueError("Sample weights must contain at least one positive value (their sum is 0)")
+        raise ValueError("Sample weights must contain at least one non-zero number.")
     return sw
 
 
