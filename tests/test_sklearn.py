@@ -25,19 +25,16 @@ import scipy.sparse
 import sklearn
 import sklearn.neural_network as skn
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import deltaprop as dp
 from deltaprop.sklearn import MLPClassifier, MLPRegressor, from_sklearn
 
 SK_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
-NATIVE = hasattr(dp, "optim")  # deltaprop's training API: sgd/adam epochs run natively
-needs_training_api = pytest.mark.skipif(not NATIVE, reason="needs deltaprop's training API (dp.optim)")
 
 
 # ---- scikit-learn's conformance suite ----
@@ -48,9 +45,6 @@ ALLOWED_SKIPS = ("does not have a decision_function method",)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)])
 def test_sklearn_conformance(estimator, check):
-    name = getattr(check, "func", check).__name__
-    if not NATIVE and "sample_weight" in name:
-        pytest.skip("sample weights need deltaprop's training API (dp.optim)")
     try:
         check(estimator)
     except unittest.SkipTest as e:
@@ -180,7 +174,6 @@ def test_warm_start_and_partial_fit_as_sklearn(kind):
     _assert_same_model(sk, ours)
 
 
-@needs_training_api
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "regression", "multioutput", "poisson"])
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
 def test_sample_weight_as_sklearn(kind, solver):
@@ -190,13 +183,14 @@ def test_sample_weight_as_sklearn(kind, solver):
     _assert_same_model(sk, ours)
 
 
-@needs_training_api
-def test_native_epochs_with_training_api():
+def test_epochs_run_in_the_native_loop():
+    # the Adam state is the network's: one step per batch, continued across the per-epoch calls
     X, y, _, ours = _pair("multiclass", solver="adam")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours.fit(X, y)
-    assert ours._optimizer.native
+    state = ours.network_.optimizer_state
+    assert state["kind"] == "adam" and state["step"] == ours.n_iter_ * -(-X.shape[0] // 50)
 
 
 def test_set_initial_params_and_from_sklearn():

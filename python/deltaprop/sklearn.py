@@ -16,6 +16,7 @@ float32 (scikit-learn's lbfgs silently continues in float64); sample weights mus
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -331,20 +332,14 @@ class _threads:
             dp.set_num_threads(self.old)
 
 
-def _has_training_api() -> bool:
-    return hasattr(dp, "optim")
-
-
 # --------------------------------------------------------------------------------------------------
 # Stochastic updates
 # --------------------------------------------------------------------------------------------------
 class _Stochastic:
-    """scikit-learn's SGD / Adam updates over a Network, driven one epoch at a time.
+    """scikit-learn's SGD / Adam updates as deltaprop optimizers, with scikit-learn's learning rate.
 
-    With deltaprop's training API (dp.optim) each epoch is one native ``net.fit(..., epochs=1)``;
-    the optimizer state (Adam's moments and step count, SGD's velocity) lives in the network and
-    continues from call to call. Without it (deltaprop 0.1) the batches run one native backward
-    each and the update is written here in numpy, with scikit-learn's formulas.
+    The optimizer state (Adam's moments and step count, SGD's velocity) lives in the network and
+    continues from one ``net.fit(..., epochs=1)`` (or ``train_batch``) call to the next.
 
     SGD: scikit-learn keeps  u ← μu − lr·g,  p ← p + u  (Nesterov: p ← p + μu − lr·g); deltaprop (as
     PyTorch) keeps  v ← μv + g,  p ← p − lr·v.  Both are the same iterates while lr is constant
@@ -352,47 +347,25 @@ class _Stochastic:
     keeps the old lr in it, so v is rescaled by lr_old/lr_new at the change, which keeps u.
     """
 
-    def __init__(self, est, obj: _Objective, net):
+    def __init__(self, est, obj: _Objective):
         self.solver = est.solver
         self.obj = obj
         self.momentum = float(est.momentum)
         self.nesterov = bool(est.nesterovs_momentum) and self.momentum > 0.0
         self.betas = (float(est.beta_1), float(est.beta_2))
         self.eps = float(est.epsilon)
-        self.native = _has_training_api()
         self.lr = None
-        if not self.native:
-            n = net.n_params
-            self.t = 0
-            self.u = np.zeros(n)  # SGD velocity, or Adam's m
-            self.v = np.zeros(n)  # Adam's v
 
     def set_lr(self, lr: float, net) -> None:
         lr = float(lr)
-        if self.solver == "sgd" and self.native and self.lr is not None and lr != self.lr and self.momentum > 0:
-            vel = net.velocity
+        if self.solver == "sgd" and self.lr is not None and lr != self.lr and self.momentum > 0:
+            vel = net.velocity  # SGD's momentum buffer
             vel *= vel.dtype.type(self.lr / lr)
         self.lr = lr
-        if self.native:
-            if self.solver == "sgd":
-                self.opt = dp.optim.SGD(lr=self.obj.sgd_lr(lr), momentum=self.momentum, nesterov=self.nesterov)
-            else:
-                self.opt = dp.optim.Adam(lr=lr, betas=self.betas, eps=self.obj.adam_eps(self.eps), eps_hat=True)
-
-    def numpy_step(self, net) -> None:
-        g = self.obj.c * net.grad.astype(np.float64)
-        p = net.params
         if self.solver == "sgd":
-            self.u = self.momentum * self.u - self.lr * g
-            upd = self.momentum * self.u - self.lr * g if self.nesterov else self.u
+            self.opt = dp.optim.SGD(lr=self.obj.sgd_lr(lr), momentum=self.momentum, nesterov=self.nesterov)
         else:
-            b1, b2 = self.betas
-            self.t += 1
-            self.u = b1 * self.u + (1 - b1) * g
-            self.v = b2 * self.v + (1 - b2) * g * g
-            lr_t = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-            upd = -lr_t * self.u / (np.sqrt(self.v) + self.eps)
-        p += upd.astype(p.dtype)
+            self.opt = dp.optim.Adam(lr=lr, betas=self.betas, eps=self.obj.adam_eps(self.eps), eps_hat=True)
 
 
 def _fresh_network(net):
@@ -607,10 +580,6 @@ class _BaseMLP(BaseEstimator):
         def backward(Xb, Tb, swb, l2):
             if obj.python_loss:
                 return obj.poisson_backward(net, Xb, Tb, swb, alpha=l2)
-            if swb is None:
-                return net.backward(Xb, Tb, l2=l2)
-            if not _has_training_api():
-                raise ValueError("sample_weight needs deltaprop's training API (deltaprop >= 0.2)")
             return net.backward(Xb, Tb, l2=l2, sample_weight=swb)
 
         def fun(v):
@@ -661,13 +630,11 @@ class _BaseMLP(BaseEstimator):
         if fresh_optimizer:
             if not first_pass:
                 net = _fresh_network(net)
-            opt = _Stochastic(self, obj, net)
+            opt = _Stochastic(self, obj)
             opt.set_lr(self.learning_rate_init, net)
         else:
             net = net.copy()  # keeps the optimizer state; the fitted network stays as it was on failure
-            opt = self._optimizer
-            if not opt.native:
-                opt = _copy_numpy_opt(opt)
+            opt = copy.copy(self._optimizer)
         self.loss_curve_ = list(self.loss_curve_)
         if self.early_stopping:
             self.validation_scores_ = list(self.validation_scores_)
@@ -761,12 +728,10 @@ class _BaseMLP(BaseEstimator):
         # batch by batch where scikit-learn's epoch loss needs each batch's: the penalty apart from
         # the data loss (multi-output squared error), or the batch's row count as its weight in the
         # epoch's mean (with sample weights the native loop weighs a batch by its sum of weights)
-        per_batch = (not opt.native or obj.loss_needs_penalty or obj.python_loss
-                     or (sw is not None and n > batch))
+        per_batch = obj.loss_needs_penalty or obj.python_loss or (sw is not None and n > batch)
         if not sparse and not per_batch:
-            kw = {"sample_weight": sw} if sw is not None else {}
             hist = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2,
-                           shuffle=self.shuffle, seed=seed, **kw)
+                           shuffle=self.shuffle, seed=seed, sample_weight=sw)
             return obj.loss(hist[0])
         # python-driven: our own order; dense blocks of whole batches (sparse X), or batch by batch
         order = None
@@ -785,24 +750,15 @@ class _BaseMLP(BaseEstimator):
                 P = _weight_sq_sum(net) if obj.loss_needs_penalty else 0.0
                 s = float(swb.sum()) if swb is not None else float(rows)
                 if obj.python_loss:
-                    total += obj.poisson_backward(net, Xb, Tb, swb) * rows
-                    if opt.native:
-                        net.step(opt.opt)
-                    else:
-                        opt.numpy_step(net)
-                    continue
-                if opt.native:
-                    kw = {"sample_weight": swb} if swb is not None else {}
-                    loss_dp = net.train_batch(Xb, Tb, l2=obj.l2, optimizer=opt.opt, **kw)
+                    loss_sk = obj.poisson_backward(net, Xb, Tb, swb)
+                    net.step(opt.opt)
                 else:
-                    if swb is not None:
-                        raise ValueError("sample_weight needs deltaprop's training API (deltaprop >= 0.2)")
-                    loss_dp = net.backward(Xb, Tb, l2=obj.l2)
-                    opt.numpy_step(net)
-                total += obj.loss(loss_dp, P / s) * rows
+                    loss_dp = net.train_batch(Xb, Tb, l2=obj.l2, optimizer=opt.opt, sample_weight=swb)
+                    loss_sk = obj.loss(loss_dp, P / s)
+                total += loss_sk * rows
             else:
-                kw = {"sample_weight": swb} if swb is not None else {}
-                hist = net.fit(Xb, Tb, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2, shuffle=False, **kw)
+                hist = net.fit(Xb, Tb, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2, shuffle=False,
+                               sample_weight=swb)
                 total += obj.loss(hist[0]) * rows
         return total / n
 
@@ -843,13 +799,6 @@ def _has_partial_fit(est):
 
 def want_pairs(sizes):
     return list(zip(sizes[:-1], sizes[1:]))
-
-
-def _copy_numpy_opt(opt):
-    new = _Stochastic.__new__(_Stochastic)
-    new.__dict__.update(opt.__dict__)
-    new.u, new.v = opt.u.copy(), opt.v.copy()
-    return new
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
