@@ -349,3 +349,24 @@ def test_errors():
 def test_import_deltaprop_does_not_import_sklearn_or_scipy():
     code = "import sys, deltaprop; bad = [m for m in ('sklearn', 'scipy') if m in sys.modules]; assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_across_solvers_and_float32_sample_weights():
+    X, y = _digits()
+    est = MLPClassifier(solver="lbfgs", max_iter=5, warm_start=True, hidden_layer_sizes=(10,), random_state=0).fit(X, y)
+    start = [c.copy() for c in est.coefs_]
+    est.set_params(solver="adam").fit(X, y)  # continues lbfgs's weights; starts a loss curve
+    assert len(est.loss_curve_) == est.n_iter_ == 5 and not np.allclose(est.coefs_[0], start[0])
+    with pytest.raises(ValueError, match="layer sizes"):
+        est.set_params(hidden_layer_sizes=(11,)).fit(X, y)
+    w = np.random.default_rng(0).uniform(0.0, 2.0, len(y))
+    for solver in ("adam", "lbfgs"):
+        r32 = MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0)
+        r32.fit(X.astype(np.float32), y.astype(float), sample_weight=w)
+        r64 = MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0, shuffle=False)
+        r64.fit(X, y.astype(float), sample_weight=w)
+        assert r32.network_.dtype == np.float32 and np.isfinite(r32.loss_)
+        sk = skn.MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0, shuffle=False)
+        sk.fit(X, y.astype(float), sample_weight=w)
+        assert r64.loss_ == pytest.approx(sk.loss_, rel=1e-10)

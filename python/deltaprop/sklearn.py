@@ -471,7 +471,7 @@ class _BaseMLP(BaseEstimator):
             # scikit-learn's draw, in its order: per layer coefs then intercepts, uniform in ±bound
             factor = 2.0 if self.activation == "logistic" else 6.0
             coefs, intercepts = [], []
-            for n_in, n_out in want_pairs(sizes):
+            for n_in, n_out in zip(sizes[:-1], sizes[1:]):
                 bound = np.sqrt(factor / (n_in + n_out))
                 coefs.append(self._random_state.uniform(-bound, bound, (n_in, n_out)))
                 intercepts.append(self._random_state.uniform(-bound, bound, n_out))
@@ -525,25 +525,27 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = 0
             self.t_ = 0
             self.out_activation_ = obj.kind
-            if self.solver in _STOCHASTIC:
-                self.loss_curve_ = []
-                self._no_improvement_count = 0
-                self._best_params = net.params.copy()
-                if self.early_stopping:
-                    self.validation_scores_ = []
-                    self.best_validation_score_ = -np.inf
-                    self.best_loss_ = None
-                else:
-                    self.best_loss_ = np.inf
-                    self.validation_scores_ = None
-                    self.best_validation_score_ = None
         else:
-            if list(self.network_.sizes) != sizes:
+            if list(self.network_.sizes) != sizes or self.out_activation_ != obj.kind:
                 raise ValueError(
-                    f"warm_start/partial_fit: hidden_layer_sizes or the data changed the layer sizes "
-                    f"from {list(self.network_.sizes)} to {sizes}"
+                    f"warm_start/partial_fit: the parameters or the data changed the network from layer "
+                    f"sizes {list(self.network_.sizes)} with output {self.out_activation_!r} to {sizes} "
+                    f"with output {obj.kind!r}"
                 )
             net = self.network_
+        if self.solver in _STOCHASTIC and (first_pass or not hasattr(self, "loss_curve_")):
+            # (also when a warm start follows an lbfgs fit, which keeps no loss curve)
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self._best_params = net.params.copy()
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
         Xc = X.tocsr() if scipy.sparse.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         targets = self._targets(Y, dtype)
 
@@ -795,10 +797,6 @@ class _BaseMLP(BaseEstimator):
 
 def _has_partial_fit(est):
     return est.solver in _STOCHASTIC
-
-
-def want_pairs(sizes):
-    return list(zip(sizes[:-1], sizes[1:]))
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
