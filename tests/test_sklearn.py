@@ -370,3 +370,32 @@ def test_warm_start_across_solvers_and_float32_sample_weights():
         sk = skn.MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0, shuffle=False)
         sk.fit(X, y.astype(float), sample_weight=w)
         assert r64.loss_ == pytest.approx(sk.loss_, rel=1e-10)
+
+
+BOUNDARY_PARAMS = [
+    ("alpha", -1.0), ("alpha", 0.0), ("learning_rate_init", 0.0), ("learning_rate_init", 1e-9),
+    ("momentum", 1.0), ("momentum", 1.01), ("validation_fraction", 0.0), ("validation_fraction", 1.0),
+    ("beta_1", 0.0), ("beta_1", 1.0), ("beta_2", 1.0), ("epsilon", 0.0), ("n_iter_no_change", 0),
+    ("n_iter_no_change", np.inf), ("max_iter", 0), ("batch_size", 0), ("batch_size", "x"),
+    ("hidden_layer_sizes", 0), ("hidden_layer_sizes", (3, 0)), ("hidden_layer_sizes", []),
+    ("hidden_layer_sizes", np.array([4, 3])), ("activation", "softmax"), ("solver", "newton"),
+    ("learning_rate", "x"), ("shuffle", 1), ("verbose", 0), ("random_state", "x"),
+    ("random_state", np.random.RandomState(0)), ("power_t", -1.0), ("tol", -1.0), ("max_fun", 0),
+    ("warm_start", "yes"), ("nesterovs_momentum", None), ("early_stopping", np.bool_(False)),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name, value", BOUNDARY_PARAMS, ids=[f"{n}={v!r}" for n, v in BOUNDARY_PARAMS])
+def test_parameter_ranges_as_sklearn(name, value):
+    X, y = _digits(60)
+
+    def outcome(cls):
+        kw = {"max_iter": 2, name: value}
+        try:
+            cls(**kw).fit(X, y)
+        except (ValueError, TypeError):
+            return "rejected"
+        return "accepted"
+
+    assert outcome(MLPClassifier) == outcome(skn.MLPClassifier)

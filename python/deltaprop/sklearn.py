@@ -254,7 +254,7 @@ def _check_params(est) -> list:
     real("momentum", 0.0, 1.0, high_open=False)
     boolean("nesterovs_momentum")
     boolean("early_stopping")
-    real("validation_fraction", 0.0, 1.0, low_open=True)
+    real("validation_fraction", 0.0, 1.0)
     real("beta_1", 0.0, 1.0)
     real("beta_2", 0.0, 1.0)
     real("epsilon", 0.0, low_open=True)
