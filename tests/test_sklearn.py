@@ -367,6 +367,8 @@ def test_warm_start_across_solvers_and_float32_sample_weights():
         r64 = MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0, shuffle=False)
         r64.fit(X, y.astype(float), sample_weight=w)
         assert r32.network_.dtype == np.float32 and np.isfinite(r32.loss_)
+        if SK_VERSION < (1, 7):
+            continue  # scikit-learn's MLPs take sample_weight since 1.7
         sk = skn.MLPRegressor(solver=solver, max_iter=5, hidden_layer_sizes=(10,), random_state=0, shuffle=False)
         sk.fit(X, y.astype(float), sample_weight=w)
         assert r64.loss_ == pytest.approx(sk.loss_, rel=1e-10)
@@ -379,7 +381,7 @@ BOUNDARY_PARAMS = [
     ("n_iter_no_change", np.inf), ("max_iter", 0), ("batch_size", 0), ("batch_size", "x"),
     ("hidden_layer_sizes", 0), ("hidden_layer_sizes", (3, 0)), ("hidden_layer_sizes", []),
     ("hidden_layer_sizes", np.array([4, 3])), ("activation", "softmax"), ("solver", "newton"),
-    ("learning_rate", "x"), ("shuffle", 1), ("verbose", 0), ("random_state", "x"),
+    ("learning_rate", "x"), ("shuffle", "no"), ("verbose", 0), ("random_state", "x"),
     ("random_state", np.random.RandomState(0)), ("power_t", -1.0), ("tol", -1.0), ("max_fun", 0),
     ("warm_start", "yes"), ("nesterovs_momentum", None), ("early_stopping", np.bool_(False)),
 ]
