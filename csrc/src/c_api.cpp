@@ -169,7 +169,9 @@ deltaprop::detail::ModelRecord to_record(const deltaprop::detail::NetBase& impl,
         rec.velocity.assign(v, v + bytes);
         rec.rng = impl.rng().state();
         rec.opt_kind = static_cast<std::uint32_t>(st.kind);
-        rec.opt_step = st.step;
+        // SGD's step count changes nothing in its rule: not stored, so SGD files stay version 1
+        // (readable by 0.1)
+        rec.opt_step = st.kind == DP_OPTIM_SGD ? 0 : st.step;
         if (st.kind != DP_OPTIM_SGD) {
             for (int i = 1; i < 3; ++i) {
                 const auto* b = static_cast<const std::uint8_t*>(st.buffers[i]);
@@ -295,6 +297,7 @@ dp_sgd dp_sgd_default(void) {
 dp_status dp_set_num_threads(int n) {
     return guard([&] {
         if (n < 0) fail(DP_ERR_INVALID_ARGUMENT, "n: expected a thread count >= 0, got " + std::to_string(n));
+        if (n > 1024) fail(DP_ERR_INVALID_ARGUMENT, "n: at most 1024 threads, got " + std::to_string(n));
         deltaprop::kernels::set_num_threads(n);
     });
 }

@@ -29,14 +29,18 @@ static_assert(std::numeric_limits<double>::is_iec559, "the model file stores IEE
 namespace {
 
 constexpr std::uint8_t kMagic[8] = {'D', 'P', 'M', 'O', 'D', 'E', 'L', 0};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion1 = 1;  // what 0.1 wrote and still the version of every file that fits it
+constexpr std::uint32_t kVersion2 = 2;  // adds the extended optimizer state section (flag bit 1)
 constexpr std::uint32_t kByteOrderMark = 0x01020304u;  // stored as 04 03 02 01
 constexpr std::uint32_t kFlagOptimizer = 1u;
-constexpr std::uint32_t kKnownFlags = kFlagOptimizer;
+constexpr std::uint32_t kFlagExtendedOptimizer = 2u;  // version 2 only, and only with kFlagOptimizer
+constexpr std::uint32_t kKnownFlagsV1 = kFlagOptimizer;
+constexpr std::uint32_t kKnownFlagsV2 = kFlagOptimizer | kFlagExtendedOptimizer;
 constexpr std::uint64_t kMaxSizes = 1025;  // 1024 dense layers, as dp_net_create allows
 constexpr std::uint64_t kMaxWidth = std::uint64_t{1} << 24;
 constexpr std::size_t kHeaderBytes = 40;  // magic .. n_sizes
 constexpr std::size_t kRngBytes = 4 * 8;
+constexpr std::size_t kExtendedHeaderBytes = 4 + 4 + 8;  // opt_kind, n_extra, opt_step
 constexpr std::size_t kChecksumBytes = 4;
 
 // dp_* enum ranges, repeated here so this file does not depend on the public header's values silently.
@@ -44,6 +48,8 @@ constexpr std::uint32_t kDtypeF32 = 1, kDtypeF64 = 2;
 constexpr std::uint32_t kMaxLoss = 2, kMaxInit = 2, kMaxActivation = 5;
 constexpr std::uint32_t kLossBce = 1, kLossCe = 2;
 constexpr std::uint32_t kActSigmoid = 1, kActSoftmax = 5;
+// dp_optimizer_kind: 0 sgd, 1 adam, 2 adamw (extra_buffers_of says what each keeps in the file).
+constexpr std::uint32_t kOptSgd = 0, kMaxOptKind = 2;
 
 // ---- CRC-32 (ISO-HDLC / zlib / PNG): reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF ----
 // Slicing by 8: t[0] is the bytewise table, t[k][i] = CRC of byte i followed by k zero bytes, so eight
@@ -132,17 +138,49 @@ bool add_ok(std::uint64_t a, std::uint64_t b, std::uint64_t* r) {
 
 std::size_t element_bytes(std::uint32_t dtype) { return dtype == kDtypeF64 ? 8 : 4; }
 
+// State buffers after velocity: none for SGD; Adam and AdamW keep exp_avg_sq and max_exp_avg_sq.
+std::uint32_t extra_buffers_of(std::uint32_t opt_kind) { return opt_kind == kOptSgd ? 0u : 2u; }
+
+const char* optimizer_name(std::uint32_t kind) {
+    static const char* const names[] = {"sgd", "adam", "adamw"};
+    return kind <= kMaxOptKind ? names[kind] : "?";
+}
+
+// Which optional sections a file has; the offsets and the length follow from these and the sizes.
+struct Sections {
+    bool optimizer = false;  // flag bit 0: velocity and generator
+    bool extended = false;   // flag bit 1: extended header and n_extra state buffers (version 2)
+    std::uint32_t n_extra = 0;
+};
+
+// Bytes of the parameter-sized payloads (params, velocity, extra state), or throws on overflow.
+std::uint64_t payload_bytes(std::uint64_t n_params, std::size_t elem, const Sections& s) {
+    const std::uint64_t n_buffers = 1 + (s.optimizer ? 1 : 0) + (s.extended ? s.n_extra : 0);
+    std::uint64_t param_bytes = 0, total = 0;
+    if (!mul_ok(n_params, elem, &param_bytes) || !mul_ok(param_bytes, n_buffers, &total))
+        fail("model file describes more parameters than this machine can address");
+    return total;
+}
+
+// Offset of the extended header: right after the generator state. Throws on overflow.
+std::uint64_t extended_header_at(std::uint64_t n_sizes, std::uint64_t n_params, std::size_t elem) {
+    const std::uint64_t n_layers = n_sizes - 1;
+    Sections s;
+    s.optimizer = true;
+    std::uint64_t at = kHeaderBytes + 8 * n_sizes + 4 * n_layers + 8 * n_layers;  // n_sizes <= 1025
+    if (!add_ok(at, payload_bytes(n_params, elem, s), &at) || !add_ok(at, kRngBytes, &at))
+        fail("model file describes more parameters than this machine can address");
+    return at;
+}
+
 // Bytes of an encoded file with this description, or throws on overflow.
 std::uint64_t encoded_size(std::uint64_t n_sizes, std::uint64_t n_params, std::size_t elem,
-                           bool has_optimizer) {
+                           const Sections& s) {
     const std::uint64_t n_layers = n_sizes - 1;
-    std::uint64_t param_bytes = 0, total = 0;
-    if (!mul_ok(n_params, elem, &param_bytes) ||
-        (has_optimizer && !mul_ok(param_bytes, 2, &param_bytes)))
-        fail("model file describes more parameters than this machine can address");
-    total = kHeaderBytes + 8 * n_sizes + 4 * n_layers + 8 * n_layers;  // n_sizes <= 1025: no overflow
-    if (!add_ok(total, param_bytes, &total) || !add_ok(total, has_optimizer ? kRngBytes : 0, &total) ||
-        !add_ok(total, kChecksumBytes, &total))
+    std::uint64_t total = kHeaderBytes + 8 * n_sizes + 4 * n_layers + 8 * n_layers;  // no overflow
+    const std::uint64_t fixed = (s.optimizer ? kRngBytes : 0) + (s.extended ? kExtendedHeaderBytes : 0) +
+                                kChecksumBytes;
+    if (!add_ok(total, payload_bytes(n_params, elem, s), &total) || !add_ok(total, fixed, &total))
         fail("model file describes more parameters than this machine can address");
     return total;
 }
@@ -180,6 +218,12 @@ std::uint64_t count_params(const std::vector<std::uint64_t>& sizes) {
     return total;
 }
 
+std::uint32_t model_format_version(const ModelRecord& rec) {
+    const bool extended = rec.has_optimizer &&
+                          (rec.opt_kind != kOptSgd || rec.opt_step != 0 || !rec.extra_state.empty());
+    return extended ? kVersion2 : kVersion1;
+}
+
 std::vector<std::uint8_t> encode_model(const ModelRecord& rec) {
     if (rec.dtype != kDtypeF32 && rec.dtype != kDtypeF64)
         fail("encode_model: dtype must be 1 (float32) or 2 (float64), got " + std::to_string(rec.dtype));
@@ -196,25 +240,52 @@ std::vector<std::uint8_t> encode_model(const ModelRecord& rec) {
              std::to_string(n_params) + " elements of " + std::to_string(elem) + " bytes");
     if (rec.has_optimizer && rec.velocity.size() != rec.params.size())
         fail("encode_model: velocity must have as many bytes as params");
-    const std::uint64_t total = encoded_size(rec.sizes.size(), n_params, elem, rec.has_optimizer);
+    // Without the optimizer flag nothing of the optimizer is written (opt_kind, opt_step and
+    // extra_state are ignored): the file is version 1.
+    const std::uint32_t version = model_format_version(rec);
+    Sections sec;
+    sec.optimizer = rec.has_optimizer;
+    sec.extended = version == kVersion2;
+    if (sec.extended) {
+        if (rec.opt_kind > kMaxOptKind)
+            fail("encode_model: opt_kind must be 0 (sgd), 1 (adam) or 2 (adamw), got " +
+                 std::to_string(rec.opt_kind));
+        sec.n_extra = extra_buffers_of(rec.opt_kind);
+        if (rec.extra_state.size() != sec.n_extra)
+            fail(std::string("encode_model: optimizer ") + optimizer_name(rec.opt_kind) + " needs " +
+                 std::to_string(sec.n_extra) + " extra state buffers, got " +
+                 std::to_string(rec.extra_state.size()));
+        for (std::size_t k = 0; k < rec.extra_state.size(); ++k)
+            if (rec.extra_state[k].size() != rec.params.size())
+                fail("encode_model: extra_state[" + std::to_string(k) + "] has " +
+                     std::to_string(rec.extra_state[k].size()) + " bytes, expected as many as params (" +
+                     std::to_string(rec.params.size()) + ")");
+    }
+    const std::uint64_t total = encoded_size(rec.sizes.size(), n_params, elem, sec);
     if (total > std::numeric_limits<std::size_t>::max()) fail("encode_model: model too large");
 
     Writer w(static_cast<std::size_t>(total));
     w.bytes(kMagic, sizeof kMagic);
-    w.u32(kVersion);
+    w.u32(version);
     w.u32(kByteOrderMark);
     w.u32(rec.dtype);
     w.u32(rec.loss);
     w.u32(rec.init);
-    w.u32(rec.has_optimizer ? kFlagOptimizer : 0u);
+    w.u32((sec.optimizer ? kFlagOptimizer : 0u) | (sec.extended ? kFlagExtendedOptimizer : 0u));
     w.u64(rec.sizes.size());
     for (std::uint64_t s : rec.sizes) w.u64(s);
     for (std::uint32_t a : rec.activations) w.u32(a);
     for (double s : rec.slopes) w.f64(s);
     w.bytes(rec.params.data(), rec.params.size());
-    if (rec.has_optimizer) {
+    if (sec.optimizer) {
         w.bytes(rec.velocity.data(), rec.velocity.size());
         for (std::uint64_t r : rec.rng) w.u64(r);
+    }
+    if (sec.extended) {
+        w.u32(rec.opt_kind);
+        w.u32(sec.n_extra);
+        w.u64(rec.opt_step);
+        for (const auto& buf : rec.extra_state) w.bytes(buf.data(), buf.size());
     }
     std::vector<std::uint8_t>& out = w.result();
     w.u32(crc32(out.data(), out.size()));
@@ -229,9 +300,8 @@ ModelRecord decode_model(const std::uint8_t* data, std::size_t size) {
         fail("not a deltaprop model file (bad magic)");
     if (size < 12) fail_truncated(kHeaderBytes, size);
     const std::uint32_t version = load_u32(data + 8);
-    if (version != kVersion)
-        fail("unsupported model format version " + std::to_string(version) + " (this build reads " +
-             std::to_string(kVersion) + ")");
+    if (version != kVersion1 && version != kVersion2)
+        fail("unsupported model format version " + std::to_string(version) + " (this build reads 1 and 2)");
     if (size < kHeaderBytes) fail_truncated(kHeaderBytes, size);
     const std::uint32_t bom = load_u32(data + 12);
     if (bom != kByteOrderMark)
@@ -247,11 +317,20 @@ ModelRecord decode_model(const std::uint8_t* data, std::size_t size) {
         fail("model file: unknown dtype " + std::to_string(dtype) + " (expected 1 or 2)");
     if (loss > kMaxLoss) fail("model file: unknown loss " + std::to_string(loss));
     if (init > kMaxInit) fail("model file: unknown init " + std::to_string(init));
-    if ((flags & ~kKnownFlags) != 0) fail("model file: unknown flags " + std::to_string(flags));
+    if (version == kVersion1 && (flags & kFlagExtendedOptimizer) != 0)
+        fail("model file: unknown flags " + std::to_string(flags) +
+             " (bit 1, extended optimizer state, needs format version 2; this file says version 1)");
+    if ((flags & ~(version == kVersion1 ? kKnownFlagsV1 : kKnownFlagsV2)) != 0)
+        fail("model file: unknown flags " + std::to_string(flags));
+    if ((flags & kFlagExtendedOptimizer) != 0 && (flags & kFlagOptimizer) == 0)
+        fail("model file: flags " + std::to_string(flags) +
+             " set bit 1 (extended optimizer state) without bit 0 (optimizer state)");
     if (n_sizes < 2 || n_sizes > kMaxSizes)
         fail("model file: n_sizes " + std::to_string(n_sizes) + " is outside [2, 1025]");
     const std::uint64_t n_layers = n_sizes - 1;
-    const bool has_optimizer = (flags & kFlagOptimizer) != 0;
+    Sections sec;
+    sec.optimizer = (flags & kFlagOptimizer) != 0;
+    sec.extended = (flags & kFlagExtendedOptimizer) != 0;
 
     // The description (sizes, activations, slopes) has a bounded length; check it is there.
     const std::size_t sizes_at = kHeaderBytes;
@@ -276,7 +355,27 @@ ModelRecord decode_model(const std::uint8_t* data, std::size_t size) {
     for (std::size_t i = 0; i < sizes.size(); ++i) sizes[i] = load_u64(data + sizes_at + 8 * i);
     const std::uint64_t n_params = count_params(sizes);
     const std::size_t elem = element_bytes(dtype);
-    const std::uint64_t total = encoded_size(n_sizes, n_params, elem, has_optimizer);
+    // The extended header sits at a known offset after the generator; its n_extra completes the length.
+    std::uint32_t opt_kind = kOptSgd;
+    std::uint64_t opt_step = 0;
+    std::size_t ext_at = 0;
+    if (sec.extended) {
+        const std::uint64_t at = extended_header_at(n_sizes, n_params, elem);
+        if (at > size || size - at < kExtendedHeaderBytes) fail_truncated(at + kExtendedHeaderBytes, size);
+        ext_at = static_cast<std::size_t>(at);
+        opt_kind = load_u32(data + ext_at);
+        const std::uint32_t n_extra = load_u32(data + ext_at + 4);
+        opt_step = load_u64(data + ext_at + 8);
+        if (opt_kind > kMaxOptKind)
+            fail("model file: unknown optimizer kind " + std::to_string(opt_kind) +
+                 " (expected 0 sgd, 1 adam or 2 adamw)");
+        if (n_extra != extra_buffers_of(opt_kind))
+            fail(std::string("model file: optimizer ") + optimizer_name(opt_kind) + " keeps " +
+                 std::to_string(extra_buffers_of(opt_kind)) + " extra state buffers, the file says " +
+                 std::to_string(n_extra));
+        sec.n_extra = n_extra;
+    }
+    const std::uint64_t total = encoded_size(n_sizes, n_params, elem, sec);
     if (size < total) fail_truncated(total, size);
     if (size > total)
         fail("model file has " + std::to_string(size - total) + " unexpected trailing bytes (expected " +
@@ -299,10 +398,12 @@ ModelRecord decode_model(const std::uint8_t* data, std::size_t size) {
         fail(std::string("model file: binary_cross_entropy needs a sigmoid output, got ") +
              activation_name(out_act));
 
-    if (has_optimizer) {
+    const std::size_t param_bytes = static_cast<std::size_t>(n_params) * elem;
+    const std::size_t rng_at = params_at + 2 * param_bytes;  // meaningful with the optimizer flag
+    if (sec.optimizer) {
         // xoshiro256** never leaves the all-zero state: a shuffle would then draw zeros (and rejection
         // sampling would never finish).
-        const std::uint8_t* r = data + body - kRngBytes;
+        const std::uint8_t* r = data + rng_at;
         bool all_zero = true;
         for (std::size_t k = 0; k < kRngBytes; ++k) all_zero = all_zero && r[k] == 0;
         if (all_zero) fail("model file: generator state is all zero");
@@ -319,13 +420,20 @@ ModelRecord decode_model(const std::uint8_t* data, std::size_t size) {
         rec.activations[l] = load_u32(data + acts_at + 4 * l);
         rec.slopes[l] = load_f64(data + slopes_at + 8 * l);
     }
-    const std::size_t param_bytes = static_cast<std::size_t>(n_params) * elem;
     rec.params.assign(data + params_at, data + params_at + param_bytes);
-    rec.has_optimizer = has_optimizer;
-    if (has_optimizer) {
+    rec.has_optimizer = sec.optimizer;
+    if (sec.optimizer) {
         const std::uint8_t* v = data + params_at + param_bytes;
         rec.velocity.assign(v, v + param_bytes);
-        for (int k = 0; k < 4; ++k) rec.rng[k] = load_u64(v + param_bytes + 8 * k);
+        for (int k = 0; k < 4; ++k) rec.rng[k] = load_u64(data + rng_at + 8 * k);
+    }
+    if (sec.extended) {
+        rec.opt_kind = opt_kind;
+        rec.opt_step = opt_step;
+        rec.extra_state.resize(sec.n_extra);
+        const std::uint8_t* x = data + ext_at + kExtendedHeaderBytes;
+        for (std::uint32_t k = 0; k < sec.n_extra; ++k, x += param_bytes)
+            rec.extra_state[k].assign(x, x + param_bytes);
     }
     return rec;
 }

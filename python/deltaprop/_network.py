@@ -21,6 +21,7 @@ INITS = ("glorot_uniform", "he_uniform", "he_normal")
 _DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 _DEFAULT_OUTPUT = {"mse": "identity", "binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
 _NUMERIC_KINDS = "biuf"
+MAX_WIDTH = 1 << 24  # widths up to 16,777,216 (and at most 2**40 parameters in all)
 
 GradientCheck = namedtuple("GradientCheck", ["max_error", "layer_errors", "worst_index", "worst_layer"])
 GradientCheck.__doc__ = """Result of Network.gradient_check.
@@ -60,6 +61,13 @@ def _number(name: str, value, *, low: float, low_open: bool = False, high: Optio
     return v
 
 
+def _real(name: str, value) -> float:
+    """A number as float; its range is the core's rule (checked there, once, with its message)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def _dtype(value) -> np.dtype:
     try:
         dt = np.dtype(value)
@@ -83,12 +91,38 @@ def _numeric_array(name: str, value) -> np.ndarray:
     return arr
 
 
+def _os_error(e: OSError, path: str, writing: bool) -> OSError:
+    """The errno-specific OSError (FileNotFoundError, PermissionError, ...) with the path, for a failure
+    the core reported with a message only."""
+    import errno
+
+    target = os.path.dirname(os.path.abspath(path)) if writing else path
+    if not os.path.exists(target):
+        code = errno.ENOENT
+    elif os.path.isdir(path):
+        code = errno.EISDIR
+    elif not os.access(target, os.W_OK if writing else os.R_OK):
+        code = errno.EACCES
+    else:
+        return OSError(e.errno or errno.EIO, str(e), path)
+    return OSError(code, f"{os.strerror(code)} ({e})", path)  # OSError picks the subclass from errno
+
+
 class Network:
     """A network of dense layers trained by backpropagation.
 
     ``Network([784, 256, 10], activation="relu", loss="cross_entropy")`` builds two dense layers;
     layer l computes ``z = a_prev @ W.T + b`` and ``a = g(z)`` with ``W`` of shape ``(n_out, n_in)``.
     All parameters live in one buffer (``params``); gradients in a second one (``grad``).
+
+    sizes: layer widths, input first (each in [1, 16777216]). activation: the hidden layers' activation
+    or one name per layer, from identity, sigmoid, tanh, relu, leaky_relu, softmax (output only).
+    output: the output activation (default from the loss). loss: mse (C0 = sum_j (a_j - y_j)^2; any
+    real targets), binary_cross_entropy (sigmoid output; targets in [0, 1], soft targets allowed),
+    cross_entropy (softmax output; class indices, one-hot rows or probability rows). dtype: float32 or
+    float64. init: glorot_uniform, he_uniform, he_normal (default he_uniform for relu/leaky_relu hidden
+    layers, else glorot_uniform). seed: one seed gives the same weights everywhere. slope: leaky_relu's
+    slope (one, or one per layer).
     """
 
     def __init__(
@@ -108,8 +142,8 @@ class Network:
         if len(sizes) < 2:
             raise ValueError(f"sizes: expected at least 2 layer widths (input and output), got {len(sizes)}")
         for i, s in enumerate(sizes):
-            if s < 1:
-                raise ValueError(f"sizes[{i}]: expected a width >= 1, got {s}")
+            if not 1 <= s <= MAX_WIDTH:
+                raise ValueError(f"sizes[{i}]: expected a width in [1, {MAX_WIDTH}], got {s}")
         n_layers = len(sizes) - 1
         loss = _choice("loss", loss, LOSSES)
 
@@ -308,6 +342,16 @@ class Network:
             raise ValueError(f"{name}: expected shape (batch, {width}), got {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name}: the batch is empty (shape {arr.shape})")
+        return self._convert(arr, name)
+
+    def _convert(self, arr: np.ndarray, name: str) -> np.ndarray:
+        """arr in the network's dtype, C-contiguous; values too large for float32 are refused by name."""
+        if self._dtype == np.float32 and arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+            big = np.abs(arr[np.isfinite(arr)]) if not np.all(np.isfinite(arr)) else np.abs(arr)
+            top = float(big.max()) if big.size else 0.0
+            if top > float(np.finfo(np.float32).max):
+                raise ValueError(f"{name}: values overflow float32 (largest magnitude {top:.3g} > "
+                                 f"{float(np.finfo(np.float32).max):.3g}); scale them or use dtype='float64'")
         return np.ascontiguousarray(arr, dtype=self._dtype)
 
     def _targets(self, Y, batch: int) -> np.ndarray:
@@ -332,9 +376,29 @@ class Network:
             if arr.shape[0] != batch:
                 raise ValueError(f"Y: expected {batch} rows (one per row of X), got shape {arr.shape}")
             raise ValueError(f"Y: expected shape ({batch}, {n_out}), got {arr.shape}")
-        if type(arr) is np.ndarray and arr.dtype is self._dtype and arr.flags.c_contiguous:
-            return arr
-        return np.ascontiguousarray(arr, dtype=self._dtype)
+        if not (type(arr) is np.ndarray and arr.dtype is self._dtype and arr.flags.c_contiguous):
+            arr = self._convert(arr, "Y")
+        self._check_target_values(arr)
+        return arr
+
+    def _check_target_values(self, Y: np.ndarray) -> None:
+        """Soft targets: binary_cross_entropy takes values in [0, 1]; cross_entropy rows of
+        probabilities (>= 0, summing to 1), since its gradient a - y assumes they sum to 1."""
+        if self._loss == "binary_cross_entropy":
+            with np.errstate(invalid="ignore"):
+                bad = (Y < 0) | (Y > 1)
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise ValueError(f"Y: binary_cross_entropy targets must lie in [0, 1], got {float(Y[r, c])!r} "
+                                 f"at row {r}, column {c}")
+        elif self._loss == "cross_entropy":
+            with np.errstate(invalid="ignore"):
+                sums = Y.sum(axis=1, dtype=np.float64)
+                bad = (np.abs(sums - 1.0) > 1e-4) | (Y < 0).any(axis=1)
+            if bad.any():
+                r = int(np.argmax(bad))
+                raise ValueError(f"Y: cross_entropy target rows must be probabilities (one-hot or soft: >= 0, "
+                                 f"summing to 1); row {r} sums to {sums[r]:.6g}")
 
     # ---- compute ----
     def forward(self, X) -> np.ndarray:
@@ -362,7 +426,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.loss(X, Yc, w, _number("l2", l2, low=0.0))
+        return self._core.loss(X, Yc, w, _real("l2", l2))
 
     def backward(self, X, Y, l2: float = 0.0, accumulate: bool = False, sample_weight=None) -> float:
         """Forward, loss and backpropagation: fills the gradients with the batch mean (weighted by
@@ -370,7 +434,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.backward(X, Yc, w, _number("l2", l2, low=0.0), bool(accumulate))
+        return self._core.backward(X, Yc, w, _real("l2", l2), bool(accumulate))
 
     def backward_from_output_grad(self, grad, accumulate: bool = False) -> None:
         """Backward from a per-sample dC0/da(L) [batch, n_out] after forward(X) with that batch."""
@@ -392,7 +456,7 @@ class Network:
             if lr is None:
                 raise TypeError("lr: a learning rate (or optimizer=) is needed")
             opt = SGD(lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-        clip = 0.0 if clip_norm is None else _number("clip_norm", clip_norm, low=0.0, low_open=True)
+        clip = 0.0 if clip_norm is None else _real("clip_norm", clip_norm)
         return opt._native(clip)
 
     def step(self, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0, nesterov: bool = False,
@@ -416,7 +480,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.train_batch(X, Yc, w, _number("l2", l2, low=0.0), opt)
+        return self._core.train_batch(X, Yc, w, _real("l2", l2), opt)
 
     def _split_validation(self, X: np.ndarray, Yc: np.ndarray, w: Optional[np.ndarray], fraction: float,
                           seed: Optional[int]):
@@ -487,7 +551,7 @@ class Network:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule: expected a deltaprop.schedules schedule, got {schedule!r}")
         sched = schedule._native(opt.lr)
-        l2 = _number("l2", l2, low=0.0)
+        l2 = _real("l2", l2)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {callback!r}")
         if callbacks is None:
@@ -525,7 +589,7 @@ class Network:
         patience = _integer("patience", patience)
         if patience < 0:
             raise ValueError(f"patience: expected an integer >= 0, got {patience}")
-        min_delta = _number("min_delta", min_delta, low=0.0)
+        min_delta = _real("min_delta", min_delta)
         if batch_size is None:
             batch_size = X.shape[0]
         batch_size = _integer("batch_size", batch_size)
@@ -590,7 +654,7 @@ class Network:
         changed (the check runs on a float64 copy).
         """
         eps = _number("eps", eps, low=0.0, low_open=True)
-        l2 = _number("l2", l2, low=0.0)
+        l2 = _real("l2", l2)
         net = self._float64_copy()
         X = net._matrix(X, "X", self._n_in)
         Yc = net._targets(Y, X.shape[0])
@@ -658,10 +722,32 @@ class Network:
 
     def save(self, path, optimizer: bool = True) -> None:
         """Write the model file atomically (a crash mid-save never destroys an existing file)."""
-        self._core.save(os.fspath(path), bool(optimizer))
+        path = os.fspath(path)
+        try:
+            self._core.save(path, bool(optimizer))
+        except OSError as e:
+            raise _os_error(e, path, writing=True) from None
 
     @classmethod
     def load(cls, path) -> "Network":
         """Read a model file written by save() or by dp_net_save (C/C++)."""
-        core = _core.Net.load(os.fspath(path))
+        path = os.fspath(path)
+        try:
+            core = _core.Net.load(path)
+        except OSError as e:
+            raise _os_error(e, path, writing=False) from None
         return cls._wrap(core)
+
+    # ---- ONNX (deltaprop.onnx; needs the optional onnx package) ----
+    def to_onnx(self, path=None, opset: int = 17):
+        """The network as an ONNX model: returns an onnx.ModelProto, or writes it to path (docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.to_onnx(self, path, opset=opset)
+
+    @classmethod
+    def from_onnx(cls, path_or_model, loss: Optional[str] = None) -> "Network":
+        """A Network from a dense feed-forward ONNX graph (a path, bytes or onnx.ModelProto; docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.from_onnx(path_or_model, loss=loss)

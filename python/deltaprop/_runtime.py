@@ -8,6 +8,7 @@ import os
 from . import _core
 
 _LEVELS = ("auto", "portable", "avx2", "avx512")
+MAX_THREADS = 1024  # the thread pool's limit
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -22,6 +23,8 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n: expected an integer, got {type(n).__name__} {n!r}") from None
     if n < 0:
         raise ValueError(f"n: expected a thread count >= 0, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"n: at most {MAX_THREADS} threads, got {n}")
     _core.set_num_threads(n)
 
 
