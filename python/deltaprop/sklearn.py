@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -314,6 +314,16 @@ def _rows(X, idx, dtype):
 def _chunk_rows(n_features, batch):
     """Rows per densified block of sparse X: whole batches, about _SPARSE_CHUNK elements."""
     return max(batch, (_SPARSE_CHUNK // max(1, n_features)) // batch * batch)
+
+
+_BLAS = []
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (making it scans the process)."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
 
 
 class _threads:
@@ -608,7 +618,7 @@ class _BaseMLP(BaseEstimator):
         x0 = flat[order].astype(np.float64)
         # L-BFGS-B's own work is vector operations over the parameters: BLAS threads only add hand-offs
         # (the gradient comes from deltaprop's kernels, which do not use BLAS)
-        with threadpool_limits(1, "blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             res = scipy.optimize.minimize(
                 fun, x0, method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
