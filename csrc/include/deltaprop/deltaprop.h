@@ -59,6 +59,9 @@
 extern "C" {
 #endif
 
+/* The version of deltaprop: the one place it is written. CMake (project VERSION, the package version
+   file, pkg-config), pyproject.toml (scikit-build-core's regex provider), dp_version() and Python's
+   deltaprop.__version__ all read these three lines; keep their form "#define DP_VERSION_X <digits>". */
 #define DP_VERSION_MAJOR 0
 #define DP_VERSION_MINOR 1
 #define DP_VERSION_PATCH 0
