@@ -25,7 +25,7 @@ CMAKE_BUILD_PARALLEL_LEVEL=2 "$out/venv-tools/bin/python" -m build --outdir "$ou
   || { tail -n 60 "$out/build.log"; exit 1; }
 sdist=$(ls "$out"/dist/deltaprop-*.tar.gz)
 wheel=$(ls "$out"/dist/deltaprop-*.whl)
-echo "built $(basename "$sdist") and $(basename "$wheel")"
+echo "built $(basename "$sdist") and $(basename "$wheel") (${SECONDS} s so far)"
 
 echo "== auditwheel repair =="
 auditwheel show "$wheel"
@@ -42,4 +42,4 @@ python3 -m venv "$out/venv-smoke"
 mkdir -p "$out/smoke"
 (cd "$out/smoke" && "$out/venv-smoke/bin/python" "$root/.ci/wheel_smoke.py" --examples "$root/examples" \
    --sdist "$sdist" --work "$out/smoke")
-echo "wheel OK: $(basename "$repaired")"
+echo "wheel OK: $(basename "$repaired") in ${SECONDS} s"

@@ -6,15 +6,17 @@ import math
 import operator
 import os
 from collections import namedtuple
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
 from ._history import EpochRecord, History, Progress, make_record
 from .optim import SGD, Optimizer
 from .schedules import Constant, Schedule
+
+if TYPE_CHECKING:  # annotations only: importing numpy.typing at run time costs a few ms
+    from numpy.typing import ArrayLike, DTypeLike
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
