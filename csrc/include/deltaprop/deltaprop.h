@@ -269,7 +269,7 @@ typedef struct dp_divergence {
 } dp_divergence;
 
 /* ---- library ---- */
-DP_API const char* dp_version(void);                /* "0.1.0" */
+DP_API const char* dp_version(void);                /* "MAJOR.MINOR.PATCH" of DP_VERSION_* */
 DP_API const char* dp_status_string(dp_status status);
 DP_API const char* dp_last_error(void);             /* message of the last failure on this thread, "" if none */
 DP_API dp_sgd dp_sgd_default(void);                 /* lr 0.01, everything else 0 */
