@@ -371,10 +371,11 @@ def register_skl2onnx(*estimator_classes: type) -> None:
     from sklearn.base import ClassifierMixin
 
     classes = list(estimator_classes)
+    dp_sklearn: Any = None
     try:
-        from . import sklearn as dp_sklearn  # type: ignore[attr-defined, unused-ignore]  # until sklearn.py exists
+        from . import sklearn as dp_sklearn
     except ImportError:
-        dp_sklearn = None
+        pass
     if dp_sklearn is not None:
         classes += [c for c in (getattr(dp_sklearn, "MLPClassifier", None), getattr(dp_sklearn, "MLPRegressor", None))
                     if c is not None and c not in classes]
