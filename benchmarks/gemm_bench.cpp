@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
         {"dW batch 16 256x784", true, false, 256, 784, 16, 1},
     };
     const char* names[] = {"", "portable", "avx2", "avx512"};
-    std::printf("level %s\n", names[int(k::level())]);
+    std::printf("level %s\n", names[int(k::level(k::Family::gemm))]);
     for (int t : threads) {
         k::set_num_threads(t);
         std::printf("threads %d\n", k::num_threads());

@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/reference/gemm_ref.h"
 #include "kernels/threadpool.h"
@@ -26,10 +27,6 @@ static double uniform() {  // [-1, 1)
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return double(g_rng >> 11) / double(1ull << 52) - 1.0;
-}
-
-static const char* level_name(k::Level l) {
-    return l == k::Level::avx512 ? "avx512" : l == k::Level::avx2 ? "avx2" : "portable";
 }
 
 // A matrix of `rows` rows of `cols` used elements at stride ld: exactly (rows-1)*ld + cols elements are
@@ -132,7 +129,7 @@ static void check(const Case& c) {
         ++g_failures;
         std::printf("FAIL %s %s ta=%d tb=%d M=%zu N=%zu K=%zu alpha=%g beta=%g pad=%zu: %zu bad, "
                     "worst err/tol %g\n",
-                    level_name(k::level()), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
+                    k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
                     c.alpha, c.beta, c.pad, bad, worst);
     }
 }
@@ -201,7 +198,7 @@ static void run_determinism() {
                     ++g_failures;
                     std::printf("FAIL determinism %s %s ta=%d tb=%d M=%zu N=%zu K=%zu: %d threads differ "
                                 "from 1\n",
-                                level_name(k::level()), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
+                                k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
                                 threads);
                 }
             }
@@ -212,7 +209,7 @@ static void run_determinism() {
 
 int main() {
     const k::Level best = k::best_level();
-    std::printf("best level: %s, threads: %d\n", level_name(best), k::num_threads());
+    std::printf("best level: %s, threads: %d\n", k::level_name(best), k::num_threads());
     if (k::set_level(k::Level(int(best) + 1))) {
         ++g_failures;
         std::printf("FAIL set_level accepted a level above the CPU's\n");
@@ -228,7 +225,7 @@ int main() {
         run_shapes<double>();
         run_determinism<float>();
         run_determinism<double>();
-        std::printf("%s: %s\n", level_name(k::Level(l)), g_failures == before ? "ok" : "FAILED");
+        std::printf("%s: %s\n", k::level_name(k::Level(l)), g_failures == before ? "ok" : "FAILED");
     }
     k::set_level(best);
     if (g_failures) std::printf("%d failure(s)\n", g_failures);
