@@ -160,7 +160,12 @@ static void run_shapes() {
                                  // row counts that choose each micro-tile height)
                                  {1000, 25, 300}, {333, 31, 65}, {2001, 25, 401}, {97, 10, 600},
                                  {130, 64, 33}, {40, 17, 7}, {25, 403, 700}, {10, 25, 3000}, {25, 403, 4100}, {7, 33, 2100}, {3, 5, 2048},
-                                 {64, 785, 300}, {63, 257, 1100}};
+                                 {64, 785, 300}, {63, 257, 1100},
+                                 // around the cache blocks of every level on common caches (kc 128 /
+                                 // 256, mc up to ~600 rows), and K blocks of a 16 x 16 / 8 x 8 block
+                                 // transpose with ragged ends
+                                 {575, 97, 129}, {33, 1025, 385}, {601, 40, 1025}, {257, 63, 255},
+                                 {29, 129, 17}};
         for (const auto& s : big) {
             const auto& a = ab[n % 3];
             check<T>({ta, tb, s[0], s[1], s[2], a[0], a[1], size_t(n % 2 ? 5 : 0)});
@@ -209,7 +214,8 @@ static void run_determinism() {
 
 int main() {
     const k::Level best = k::best_level();
-    std::printf("best level: %s, threads: %d\n", k::level_name(best), k::num_threads());
+    std::printf("best level: %s, threads: %d, L1d %zu KiB, L2 %zu KiB, L3 %zu KiB\n", k::level_name(best),
+                k::num_threads(), k::cpu().l1d >> 10, k::cpu().l2 >> 10, k::cpu().l3 >> 10);
     if (k::set_level(k::Level(int(best) + 1))) {
         ++g_failures;
         std::printf("FAIL set_level accepted a level above the CPU's\n");
