@@ -162,12 +162,17 @@ static void levels(int rounds, const char* filter) {
         {"W1 predict fwd 1x256x784", false, true, 1, 256, 784, 0},
         {"W1 predict fwd 1024x256x784", false, true, 1024, 256, 784, 0},
     };
+    const Shape shapes64[] = {
+        {"W2 fwd x.W1^T 5000x25x400", false, true, 5000, 25, 400, 0},
+        {"W2 fwd a1.W2^T 5000x10x25", false, true, 5000, 10, 25, 0},
+        {"W2 dX delta2.W2 5000x25x10", false, false, 5000, 25, 10, 0},
+        {"W2 dW1 25x400 K=5000", true, false, 25, 400, 5000, 0},
+        {"f64 fwd 256x1024x1024", false, true, 256, 1024, 1024, 0},
+    };
     for (const auto& s : shapes)
         if (!filter || std::strstr(s.name, filter)) interleaved<float>(s, rounds);
-    if (filter) return;
-    interleaved<double>({"W2 fwd x.W1^T 5000x25x400", false, true, 5000, 25, 400, 0}, rounds);
-    interleaved<double>({"W2 dW1 25x400 K=5000", true, false, 25, 400, 5000, 0}, rounds);
-    interleaved<double>({"f64 fwd 256x1024x1024", false, true, 256, 1024, 1024, 0}, rounds);
+    for (const auto& s : shapes64)
+        if (!filter || std::strstr(s.name, filter)) interleaved<double>(s, rounds);
 }
 
 int main(int argc, char** argv) {
