@@ -93,3 +93,15 @@ def test_bitwise_identical_for_any_thread_count(level):
         assert np.array_equal(l1, l2)
         assert np.array_equal(p1, p2)
         assert np.array_equal(y1, y2)
+
+
+def test_a_misspelled_environment_variable_is_a_runtime_warning_at_import():
+    code = ("import warnings\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
+            "    import deltaprop\nprint([str(x.message) for x in w if x.category is RuntimeWarning])")
+    for var, value in (("DELTAPROP_KERNEL", "avx3"), ("DELTAPROP_NUM_THREADS", "two")):
+        env = dict(os.environ, **{var: value})
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        assert var in out and value in out, out
+    clean = {k: v for k, v in os.environ.items() if k not in ("DELTAPROP_KERNEL", "DELTAPROP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
