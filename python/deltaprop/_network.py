@@ -462,7 +462,8 @@ class Network:
             if lr is None:
                 raise TypeError("lr: a learning rate (or optimizer=) is needed")
             opt = SGD(lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-        clip = 0.0 if clip_norm is None else _real("clip_norm", clip_norm)
+        # (0 means "off" to the core: a clip_norm given here must be > 0)
+        clip = 0.0 if clip_norm is None else _number("clip_norm", clip_norm, low=0.0, low_open=True)
         return opt._native(clip)
 
     def step(self, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0, nesterov: bool = False,
