@@ -20,28 +20,25 @@ With g the gradient and t the step count (1 at the first step):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 from . import _core
+from ._described import Described, to_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 _KINDS = {"sgd": 0, "adam": 1, "adamw": 2}
 
 
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    return float(value)
 
 
-class Optimizer:
+class Optimizer(Described):
     """Base class: an optimizer's kind and hyper-parameters (see the module docstring)."""
 
     kind = "sgd"
 
     def __init__(self, **params: Any) -> None:
-        self._params: Dict[str, Any] = params
+        super().__init__(**params)
         _core.check_optimizer(self._native())  # the core's rules, with its messages
 
     def _native(self, clip_norm: float = 0.0) -> _core.Optimizer:
@@ -60,26 +57,6 @@ class Optimizer:
         o.clip_norm = clip_norm
         return o
 
-    @property
-    def params(self) -> Dict[str, Any]:
-        """The hyper-parameters, as a dict (a copy)."""
-        return dict(self._params)
-
-    def __getattr__(self, name: str) -> Any:
-        params = self.__dict__.get("_params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(name)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._params == self._params
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted((k, str(v)) for k, v in self._params.items()))))
 
 
 class SGD(Optimizer):
@@ -88,14 +65,14 @@ class SGD(Optimizer):
     kind = "sgd"
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        super().__init__(lr=_float("lr", lr), momentum=_float("momentum", momentum), nesterov=bool(nesterov),
-                         weight_decay=_float("weight_decay", weight_decay))
+        super().__init__(lr=to_float("lr", lr), momentum=to_float("momentum", momentum), nesterov=bool(nesterov),
+                         weight_decay=to_float("weight_decay", weight_decay))
 
 
 def _betas(betas: Any) -> Tuple[float, float]:
     if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
         raise TypeError(f"betas: expected a pair of numbers (beta1, beta2), got {betas!r}")
-    return (_float("betas[0]", betas[0]), _float("betas[1]", betas[1]))
+    return (to_float("betas[0]", betas[0]), to_float("betas[1]", betas[1]))
 
 
 class Adam(Optimizer):
@@ -105,8 +82,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, eps_hat: bool = False) -> None:
-        super().__init__(lr=_float("lr", lr), betas=_betas(betas), eps=_float("eps", eps),
-                         weight_decay=_float("weight_decay", weight_decay), amsgrad=bool(amsgrad),
+        super().__init__(lr=to_float("lr", lr), betas=_betas(betas), eps=to_float("eps", eps),
+                         weight_decay=to_float("weight_decay", weight_decay), amsgrad=bool(amsgrad),
                          eps_hat=bool(eps_hat))
 
 

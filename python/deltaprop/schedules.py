@@ -23,17 +23,14 @@ units completed in the current ``fit`` call, counted in optimizer steps (``per="
 from __future__ import annotations
 
 import operator
-from typing import Any, Dict
+from typing import Any
 
 from . import _core
+from ._described import Described, to_float
 
 __all__ = ["Schedule", "Constant", "InverseScaling", "StepDecay", "Exponential", "Cosine", "ReduceOnPlateau"]
 
 
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    return float(value)
 
 
 def _int(name: str, value: Any) -> int:
@@ -54,13 +51,10 @@ def _per(value: Any) -> str:
     return str(value)
 
 
-class Schedule:
+class Schedule(Described):
     """Base class of the schedules (see the module docstring)."""
 
     _kind = 0
-
-    def __init__(self, **params: Any) -> None:
-        self._params: Dict[str, Any] = params
 
     def _native(self, lr0: float) -> _core.Schedule:
         s = _core.Schedule(self._kind)
@@ -74,21 +68,6 @@ class Schedule:
         _core.check_schedule(s, lr0)
         return s
 
-    def __getattr__(self, name: str) -> Any:
-        params = self.__dict__.get("_params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(name)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._params == self._params
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self._params.items()))))
 
 
 class Constant(Schedule):
@@ -102,7 +81,7 @@ class InverseScaling(Schedule):
     _kind = 1
 
     def __init__(self, power: float = 0.5, per: str = "step", scale: float = 1.0) -> None:
-        super().__init__(power=_float("power", power), per=_per(per), scale=_float("scale", scale))
+        super().__init__(power=to_float("power", power), per=_per(per), scale=to_float("scale", scale))
         self._native(1.0)
 
 
@@ -110,7 +89,7 @@ class StepDecay(Schedule):
     _kind = 2
 
     def __init__(self, step_size: int, gamma: float = 0.1, per: str = "epoch") -> None:
-        super().__init__(step_size=_int("step_size", step_size), gamma=_float("gamma", gamma), per=_per(per))
+        super().__init__(step_size=_int("step_size", step_size), gamma=to_float("gamma", gamma), per=_per(per))
         self._native(1.0)
 
 
@@ -118,7 +97,7 @@ class Exponential(Schedule):
     _kind = 3
 
     def __init__(self, gamma: float, per: str = "epoch") -> None:
-        super().__init__(gamma=_float("gamma", gamma), per=_per(per))
+        super().__init__(gamma=to_float("gamma", gamma), per=_per(per))
         self._native(1.0)
 
 
@@ -126,7 +105,7 @@ class Cosine(Schedule):
     _kind = 4
 
     def __init__(self, t_max: int, eta_min: float = 0.0, warmup: int = 0, per: str = "epoch") -> None:
-        super().__init__(t_max=_int("t_max", t_max), eta_min=_float("eta_min", eta_min),
+        super().__init__(t_max=_int("t_max", t_max), eta_min=to_float("eta_min", eta_min),
                          warmup=_int("warmup", warmup), per=_per(per))
         self._native(max(1.0, self._params["eta_min"]))
 
@@ -138,7 +117,7 @@ class ReduceOnPlateau(Schedule):
                  threshold_mode: str = "rel", min_lr: float = 0.0, cooldown: int = 0) -> None:
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
-        super().__init__(factor=_float("factor", factor), patience=_int("patience", patience),
-                         threshold=_float("threshold", threshold), threshold_mode=threshold_mode,
-                         min_lr=_float("min_lr", min_lr), cooldown=_int("cooldown", cooldown))
+        super().__init__(factor=to_float("factor", factor), patience=_int("patience", patience),
+                         threshold=to_float("threshold", threshold), threshold_mode=threshold_mode,
+                         min_lr=to_float("min_lr", min_lr), cooldown=_int("cooldown", cooldown))
         self._native(1.0)
