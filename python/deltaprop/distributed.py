@@ -206,6 +206,9 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
     _agree_errors(comm, error, "checking the arguments of fit")
 
     mine = _settings(net, p, reduction, data, chunk_rows or 0)
+    full_batch = args["batch_size"] is None
+    if full_batch:  # the full global batch, whatever the shards' sizes
+        mine["batch_size"] = None
     all_settings = comm.allgather(mine)
     for key, value in all_settings[0].items():
         for r, other in enumerate(all_settings):
@@ -218,7 +221,7 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
     n = p.X.shape[0]
     if sharded:
         total = comm.allreduce(n, op=MPI.SUM)
-        steps = -(-total // min(p.batch_size, total))
+        steps = 1 if full_batch else -(-total // min(p.batch_size, total))
         if p.seed is not None:
             net._core.seed(_mix(p.seed, rank))
         elif rank != 0:  # rank 0 keeps its generator; the others derive theirs from the shared state
