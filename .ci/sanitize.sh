@@ -123,6 +123,8 @@ make_models "$SAN_FLAGS $(pc_flags "$WORK/san-prefix")" \
   "$WORK/san-consumer"
 run_clean "$WORK/san-consumer/predict" "$WORK/san-consumer/model32.dpm" "$WORK/san-consumer/input.txt"
 run_clean "$WORK/san-consumer/predict" "$WORK/san-consumer/model64.dpm" "$WORK/san-consumer/input.txt"
+run_clean "$WORK/san-consumer/onnx_classify" "$WORK/san-consumer/model32.dpm" "$WORK/san-consumer/input.txt"
+run_clean "$WORK/san-consumer/onnx_classify" "$WORK/san-consumer/model64.dpm" "$WORK/san-consumer/input.txt"
 # An error path: a missing model file must fail cleanly (exit 1, a message, no report).
 if "$WORK/san-consumer/predict" "$WORK/missing.dpm" "$WORK/san-consumer/input.txt" >"$WORK/err.log" 2>&1; then
   echo "FAILED: predict accepted a missing model file" >&2

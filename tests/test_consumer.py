@@ -178,3 +178,22 @@ def test_cpp_predict_matches_python(dp, dtype, installed_consumer, pip_consumer,
         mismatch = np.argwhere(got != expected)
         assert mismatch.size == 0, f"{build.name}: C++ {got[tuple(mismatch[0])]!r} != Python " \
                                    f"{expected[tuple(mismatch[0])]!r} at {tuple(mismatch[0])}"
+
+
+def test_onnx_classifier_runs_from_c(dp, pip_consumer, tmp_path):
+    """examples/onnx_to_c: a PyTorch classifier exported to ONNX, imported, saved, and run by a C program."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    _run([sys.executable, EXAMPLES / "onnx_to_c" / "train_export.py", tmp_path])
+    model = tmp_path / "classifier.dpm"
+    out = _run([_exe(pip_consumer, "onnx_classify"), model, tmp_path / "points.txt"])
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    classes = np.array([int(r[0]) for r in rows])
+    probabilities = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32)
+    torch_probabilities = np.loadtxt(tmp_path / "torch_probabilities.txt", dtype=np.float32)
+    assert probabilities.shape == torch_probabilities.shape == (20, 3), out
+    np.testing.assert_allclose(probabilities, torch_probabilities, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(classes, probabilities.argmax(axis=1))
+    # the C program computes exactly what the Python package computes from the same file
+    points = np.loadtxt(tmp_path / "points.txt", skiprows=1, dtype=np.float32)
+    assert probabilities.tobytes() == dp.Network.load(str(model)).predict(points).tobytes()

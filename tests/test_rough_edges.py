@@ -16,7 +16,7 @@ def test_huge_widths_and_thread_counts_are_refused_by_name(restore_threads):
     with pytest.raises(ValueError, match=r"sizes\[1\].*got 16777217"):
         dp.Network([2, 2**24 + 1])
     for n in (2**40, 10**6, 1025):
-        with pytest.raises(ValueError, match=rf"n: expected a thread count in \[0, 1024\].*got {n}"):
+        with pytest.raises(ValueError, match=rf"n: at most 1024 threads, got {n}"):
             dp.set_num_threads(n)
     dp.set_num_threads(1024)
     assert dp.get_num_threads() == 1024

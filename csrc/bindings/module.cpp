@@ -227,13 +227,13 @@ PYBIND11_MODULE(_core, m) {
         .def_readwrite("min_lr", &dp_schedule::min_lr);
 
     // The rules of the core, for checking an optimizer or schedule when it is made (Python).
-    m.def("check_optimizer", [](const dp_optimizer& o) { deltaprop::check(dp_optimizer_check(&o)); });
-    m.def("check_schedule", [](const dp_schedule& s, double lr0) { deltaprop::check(dp_schedule_check(&s, lr0)); });
+    m.def("check_optimizer", [](const dp_optimizer& o) { deltaprop::check(dp_optimizer_check(&o)); }, py::arg("optimizer"));
+    m.def("check_schedule", [](const dp_schedule& s, double lr0) { deltaprop::check(dp_schedule_check(&s, lr0)); }, py::arg("schedule"), py::arg("lr0"));
 
     m.def("version", [] { return std::string(dp_version()); });
-    m.def("set_num_threads", [](int n) { deltaprop::set_num_threads(n); });
+    m.def("set_num_threads", [](int n) { deltaprop::set_num_threads(n); }, py::arg("n"));
     m.def("get_num_threads", [] { return deltaprop::num_threads(); });
-    m.def("set_kernel_level", [](int level) { deltaprop::set_kernel_level(static_cast<dp_kernel_level>(level)); });
+    m.def("set_kernel_level", [](int level) { deltaprop::set_kernel_level(static_cast<dp_kernel_level>(level)); }, py::arg("level"));
     m.def("get_kernel_level", [] { return static_cast<int>(deltaprop::kernel_level()); });
 
     py::class_<PyNet>(m, "Net")
@@ -254,11 +254,11 @@ PYBIND11_MODULE(_core, m) {
                 return deltaprop::Network::load(path);
             }();
             return new PyNet(std::move(n));
-        })
+        }, py::arg("path"))
         .def_static("from_bytes", [](const py::bytes& b) {
             const std::string s = b;
             return new PyNet(deltaprop::Network::load_buffer(s.data(), s.size()));
-        })
+        }, py::arg("data"))
         .def("to_bytes", [](PyNet& n, bool optimizer) {
             std::vector<std::uint8_t> bytes;
             {
@@ -266,12 +266,12 @@ PYBIND11_MODULE(_core, m) {
                 bytes = n.net.save_buffer(optimizer);
             }
             return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-        })
+        }, py::arg("optimizer"))
         .def("save", [](PyNet& n, const std::string& path, bool optimizer) {
             py::gil_scoped_release rel;
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.save(path, optimizer);
-        })
+        }, py::arg("path"), py::arg("optimizer"))
         .def("copy_state", [](PyNet& n, PyNet& src) {
             if (&n == &src) return;
             std::lock_guard<std::mutex> lk(n.mu);
@@ -300,7 +300,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("init_kind", [](PyNet& n) { return static_cast<int>(n.net.init_kind()); })
         .def_property_readonly("dtype", [](PyNet& n) { return n.dtype(); })
         .def_property_readonly("n_params", [](PyNet& n) { return n.net.num_params(); })
-        .def("layer_offsets", [](PyNet& n, std::size_t l) { return n.net.layer_offsets(l); })
+        .def("layer_offsets", [](PyNet& n, std::size_t l) { return n.net.layer_offsets(l); }, py::arg("layer"))
         .def("params", [](py::object self) {
             PyNet& n = self.cast<PyNet&>();
             return view(self, n, n.net.params(), {py::ssize_t(n.net.num_params())}, true);
@@ -324,19 +324,19 @@ PYBIND11_MODULE(_core, m) {
                 return view(self, n, const_cast<void*>(p), {py::ssize_t(batch), w}, false);
             };
             return py::make_tuple(mk(z), mk(a), mk(d));
-        })
+        }, py::arg("layer"))
         .def("reserve", [](PyNet& n, std::size_t max_batch) {
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.reserve(max_batch);
-        })
+        }, py::arg("max_batch"))
         .def("init", [](PyNet& n, int init, std::uint64_t seed) {
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.init(static_cast<dp_init>(init), seed);
-        })
+        }, py::arg("init"), py::arg("seed"))
         .def("seed", [](PyNet& n, std::uint64_t seed) {
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.seed(seed);
-        })
+        }, py::arg("seed"))
         .def("forward", [](PyNet& n, const py::array& x) {
             const std::size_t batch = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
@@ -348,7 +348,7 @@ PYBIND11_MODULE(_core, m) {
                 n.net.forward(xp, batch, op);
             }
             return out;
-        })
+        }, py::arg("x"))
         .def("predict", [](PyNet& n, const py::array& x) {
             const std::size_t batch = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
@@ -359,7 +359,7 @@ PYBIND11_MODULE(_core, m) {
                 n.net.predict(xp, batch, op);
             }
             return out;
-        })
+        }, py::arg("x"))
         // predict without the Python layer's checks (they cost a tenth of a batch-1 call) when x is
         // exactly what predict needs: a numpy.ndarray (not a subclass) of the net's dtype, C-contiguous,
         // of shape (batch >= 1, n_in). Anything else returns None, and the Python layer validates and
@@ -402,7 +402,7 @@ PYBIND11_MODULE(_core, m) {
             }
             if (o.released) PyEval_RestoreThread(o.released);
             return o.array;
-        })
+        }, py::arg("x"))
         .def("loss", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw, double l2) {
             const std::size_t batch = rows_of(x);
             const void* xp = buffer(x, n.dtype(), "X", batch, n.net.n_in());
@@ -561,5 +561,5 @@ PYBIND11_MODULE(_core, m) {
             }
             deltaprop::check(st);  // (the message of this thread's last failure)
             return out;
-        });
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("x_val"), py::arg("y_val"), py::arg("sample_weight_val"), py::arg("epochs"), py::arg("batch_size"), py::arg("shuffle"), py::arg("l2"), py::arg("optimizer"), py::arg("schedule"), py::arg("early_stopping"), py::arg("monitor"), py::arg("patience"), py::arg("min_delta"), py::arg("restore_best"), py::arg("on_epoch"), py::arg("on_progress"), py::arg("progress_interval"), py::arg("reduce") = py::none(), py::arg("reduce_kind") = 0, py::arg("rank") = 0, py::arg("ranks") = 1, py::arg("sharded") = false, py::arg("steps_per_epoch") = 0, py::arg("chunk_rows") = 0);
 }

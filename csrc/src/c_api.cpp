@@ -296,8 +296,8 @@ dp_sgd dp_sgd_default(void) {
 
 dp_status dp_set_num_threads(int n) {
     return guard([&] {
-        if (n < 0 || n > 1024)
-            fail(DP_ERR_INVALID_ARGUMENT, "n: expected a thread count in [0, 1024] (0: the default), got " + std::to_string(n));
+        if (n < 0) fail(DP_ERR_INVALID_ARGUMENT, "n: expected a thread count >= 0, got " + std::to_string(n));
+        if (n > 1024) fail(DP_ERR_INVALID_ARGUMENT, "n: at most 1024 threads, got " + std::to_string(n));
         deltaprop::kernels::set_num_threads(n);
     });
 }

@@ -62,6 +62,13 @@ def _number(name: str, value, *, low: float, low_open: bool = False, high: Optio
     return v
 
 
+def _real(name: str, value) -> float:
+    """A number as float; its range is the core's rule (checked there, once, with its message)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def _dtype(value) -> np.dtype:
     try:
         dt = np.dtype(value)
@@ -383,7 +390,7 @@ class Network:
                 bad = (Y < 0) | (Y > 1)
             if bad.any():
                 r, c = np.argwhere(bad)[0]
-                raise ValueError(f"Y: binary_cross_entropy targets must lie in [0, 1], got {Y[r, c]!r} "
+                raise ValueError(f"Y: binary_cross_entropy targets must lie in [0, 1], got {float(Y[r, c])!r} "
                                  f"at row {r}, column {c}")
         elif self._loss == "cross_entropy":
             with np.errstate(invalid="ignore"):
@@ -420,7 +427,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.loss(X, Yc, w, _number("l2", l2, low=0.0))
+        return self._core.loss(X, Yc, w, _real("l2", l2))
 
     def backward(self, X, Y, l2: float = 0.0, accumulate: bool = False, sample_weight=None) -> float:
         """Forward, loss and backpropagation: fills the gradients with the batch mean (weighted by
@@ -428,7 +435,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.backward(X, Yc, w, _number("l2", l2, low=0.0), bool(accumulate))
+        return self._core.backward(X, Yc, w, _real("l2", l2), bool(accumulate))
 
     def backward_from_output_grad(self, grad, accumulate: bool = False) -> None:
         """Backward from a per-sample dC0/da(L) [batch, n_out] after forward(X) with that batch."""
@@ -450,7 +457,7 @@ class Network:
             if lr is None:
                 raise TypeError("lr: a learning rate (or optimizer=) is needed")
             opt = SGD(lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-        clip = 0.0 if clip_norm is None else _number("clip_norm", clip_norm, low=0.0, low_open=True)
+        clip = 0.0 if clip_norm is None else _real("clip_norm", clip_norm)
         return opt._native(clip)
 
     def step(self, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0, nesterov: bool = False,
@@ -474,7 +481,7 @@ class Network:
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
-        return self._core.train_batch(X, Yc, w, _number("l2", l2, low=0.0), opt)
+        return self._core.train_batch(X, Yc, w, _real("l2", l2), opt)
 
     def _split_validation(self, X: np.ndarray, Yc: np.ndarray, w: Optional[np.ndarray], fraction: float,
                           seed: Optional[int]):
@@ -573,7 +580,7 @@ class Network:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule: expected a deltaprop.schedules schedule, got {schedule!r}")
         sched = schedule._native(opt.lr)
-        l2 = _number("l2", l2, low=0.0)
+        l2 = _real("l2", l2)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable, got {callback!r}")
         if callbacks is None:
@@ -611,7 +618,7 @@ class Network:
         patience = _integer("patience", patience)
         if patience < 0:
             raise ValueError(f"patience: expected an integer >= 0, got {patience}")
-        min_delta = _number("min_delta", min_delta, low=0.0)
+        min_delta = _real("min_delta", min_delta)
         if batch_size is None:
             batch_size = X.shape[0]
         batch_size = _integer("batch_size", batch_size)
@@ -687,7 +694,7 @@ class Network:
         changed (the check runs on a float64 copy).
         """
         eps = _number("eps", eps, low=0.0, low_open=True)
-        l2 = _number("l2", l2, low=0.0)
+        l2 = _real("l2", l2)
         net = self._float64_copy()
         X = net._matrix(X, "X", self._n_in)
         Yc = net._targets(Y, X.shape[0])
@@ -770,3 +777,17 @@ class Network:
         except OSError as e:
             raise _os_error(e, path, writing=False) from None
         return cls._wrap(core)
+
+    # ---- ONNX (deltaprop.onnx; needs the optional onnx package) ----
+    def to_onnx(self, path=None, opset: int = 17):
+        """The network as an ONNX model: returns an onnx.ModelProto, or writes it to path (docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.to_onnx(self, path, opset=opset)
+
+    @classmethod
+    def from_onnx(cls, path_or_model, loss: Optional[str] = None) -> "Network":
+        """A Network from a dense feed-forward ONNX graph (a path, bytes or onnx.ModelProto; docs/onnx.md)."""
+        from . import onnx as dp_onnx
+
+        return dp_onnx.from_onnx(path_or_model, loss=loss)

@@ -21,8 +21,10 @@ def set_num_threads(n: int) -> None:
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n: expected an integer, got {type(n).__name__} {n!r}") from None
-    if not 0 <= n <= MAX_THREADS:
-        raise ValueError(f"n: expected a thread count in [0, {MAX_THREADS}] (0: the default), got {n}")
+    if n < 0:
+        raise ValueError(f"n: expected a thread count >= 0, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"n: at most {MAX_THREADS} threads, got {n}")
     _core.set_num_threads(n)
 
 
