@@ -5,6 +5,7 @@ Each rank writes OUT_DIR/SCENARIO-RANK.pkl: a dict of results (parameters, Histo
 type and text of what it raised)."""
 import os
 import pickle
+import signal
 import sys
 
 import numpy as np
@@ -114,6 +115,13 @@ def mixed():
     n = net("float64")
     h = n.fit(Xs, ys, epochs=5, callbacks=lambda r: rank == 0 and r.epoch == 1, comm=comm)
     out["callback-stop"] = (len(h), h.stopped_early, n.params.copy())
+    # Ctrl-C on one rank (here sent by a callback after epoch 2): every rank stops after that epoch
+    def interrupt(r):
+        if rank == size - 1 and r.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+    n = net("float64")
+    out["sigint"] = outcome(lambda: n.fit(Xs, ys, epochs=4, callbacks=interrupt, comm=comm))
+    out["sigint-history"] = (len(n.history), n.history.interrupted)
     return out
 
 

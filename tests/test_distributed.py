@@ -187,3 +187,40 @@ def _data(dtype, n=203, seed=7):
     X = rng.normal(size=(n, 5)).astype(dtype)
     y = (np.abs(X[:, 0] + X[:, 1] * X[:, 2]) * 1.7).astype(np.int64) % 3
     return X, y
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank(mixed_runs):
+    for p, ranks in mixed_runs.items():
+        for res in ranks:
+            assert res["sigint"][0] == "KeyboardInterrupt"
+            assert res["sigint-history"] == (2, True)
+
+
+def test_c_example_over_mpi(tmp_path):
+    """examples/mpi_train.c: its shard's dp_net_backward, MPI_Allreduce on dp_net_grads, dp_net_step_with;
+    built with mpicc against the installed package (deltaprop itself never links MPI)."""
+    mpicc = shutil.which("mpicc")
+    pkg_config = shutil.which("pkg-config") or shutil.which("pkgconf")
+    if mpicc is None or pkg_config is None:
+        pytest.skip("needs mpicc and pkg-config")
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(dp.get_library_dir(), "pkgconfig"))
+    flags = subprocess.run([pkg_config, "--cflags", "--libs", "deltaprop"], env=env, capture_output=True,
+                           text=True, check=True, timeout=60).stdout.split()
+    exe = tmp_path / "mpi_train"
+    build = subprocess.run([mpicc, "-std=c99", "-Wall", "-Wextra", "-Werror", os.path.join(HERE, "..", "examples",
+                            "mpi_train.c"), "-o", str(exe), *flags, "-lm"], capture_output=True, text=True,
+                           timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    for ranks in (1, 2):
+        proc = subprocess.Popen([MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", str(exe)],
+                                env=dict(os.environ, **ENV), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        text = out.decode(errors="replace")
+        assert proc.returncode == 0, text
+        assert f"{ranks} ranks: accuracy" in text and "parameters identical on every rank: yes" in text, text

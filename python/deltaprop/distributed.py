@@ -260,10 +260,11 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
     desc = None if own is None else f"{type(own).__name__}: {own}"
     replies = comm.allgather((desc, sess.interrupted, seconds))
     seconds0 = replies[0][2]
+    interrupted = any(i for _, i, _ in replies)
     if hist is not None and seconds0 is not None and len(seconds0) == len(hist.records):
         net.history = History([r._replace(seconds=s) for r, s in zip(hist.records, seconds0)],
-                              best_epoch=hist.best_epoch, stopped_early=hist.stopped_early,
-                              interrupted=hist.interrupted)
+                              best_epoch=hist.best_epoch, stopped_early=hist.stopped_early and not interrupted,
+                              interrupted=hist.interrupted or interrupted)
         if outcome is not None and hasattr(outcome, "history"):
             outcome.history = net.history
     if own is not None:
@@ -277,7 +278,8 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
             raise err
     if outcome is not None:
         raise outcome
-    if any(i for _, i, _ in replies):
+    if interrupted:  # Ctrl-C on some rank, seen by every rank after the same step or epoch
         err = KeyboardInterrupt()
+        err.history = net.history  # type: ignore[attr-defined]
         raise err
     return net.history
