@@ -25,6 +25,9 @@ WORKLOADS = {
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
     "OMPI_MCA_btl": "self,vader", "OMPI_MCA_oob_tcp_if_include": "lo", "OMPI_MCA_btl_tcp_if_include": "lo",
+    # a rank waiting in a collective yields its core (this machine is shared; busy-polling ranks starve
+    # the rank they wait for)
+    "OMPI_MCA_mpi_yield_when_idle": "1",
 }
 
 

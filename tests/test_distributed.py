@@ -29,6 +29,7 @@ ENV = {
     "OMPI_MCA_oob_tcp_if_include": "lo",
     "OMPI_MCA_btl_tcp_if_include": "lo",
     "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "OMPI_MCA_mpi_yield_when_idle": "1",  # more ranks than cores: a waiting rank yields its core
     "DELTAPROP_NUM_THREADS": "1",
 }
 TIMEOUT = 150  # seconds for one mpirun launch
