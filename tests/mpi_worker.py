@@ -84,6 +84,12 @@ def mixed():
                   reduction=reduction)
         out[("sharded-mini", reduction)] = (n.params.copy(), list(h), h.val_loss, h.val_accuracy,
                                             [r.seconds for r in h.records], h.best_epoch, h.stopped_early)
+    # sample weights, sharded, full batch: the weighted mean over all shards
+    w = np.linspace(0.0, 2.0, len(X))
+    ws = shard(w, w)[0]
+    n = net("float64")
+    h = n.fit(Xs, ys, epochs=3, batch_size=None, lr=0.5, sample_weight=ws, shuffle=False, comm=comm)
+    out["weighted"] = (n.params.copy(), list(h))
     # fast mode with replicated data
     n = net("float64")
     h = n.fit(X, y, epochs=3, batch_size=32, optimizer=dp.optim.Adam(lr=3e-3), seed=5, comm=comm,

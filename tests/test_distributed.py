@@ -35,25 +35,30 @@ ENV = {
 TIMEOUT = 150  # seconds for one mpirun launch
 
 
-def launch(scenario, ranks, tmp_path):
-    """Run the worker on `ranks` ranks; returns one result dict per rank. The whole process group is
-    killed if it outlives TIMEOUT."""
-    env = dict(os.environ, **ENV)
-    cmd = [MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", sys.executable, WORKER, scenario,
-           str(tmp_path)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def mpirun(ranks, *command):
+    """Run command on `ranks` ranks; returns its output. The whole process group is killed if it
+    outlives TIMEOUT, and a non-zero exit fails the test."""
+    proc = subprocess.Popen([MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *map(str, command)],
+                            env=dict(os.environ, **ENV), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"mpirun -n {ranks} {scenario} did not finish in {TIMEOUT} s:\n{out.decode(errors='replace')}")
+        pytest.fail(f"mpirun -n {ranks} {command} did not finish in {TIMEOUT} s:\n{out.decode(errors='replace')}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 0, out.decode(errors="replace")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    return text
+
+
+def launch(scenario, ranks, tmp_path):
+    """Run the worker on `ranks` ranks; returns one result dict per rank."""
+    mpirun(ranks, sys.executable, WORKER, scenario, tmp_path)
     results = []
     for r in range(ranks):
         with open(os.path.join(tmp_path, f"{scenario}-{r}.pkl"), "rb") as f:
@@ -119,6 +124,17 @@ def test_sharded_full_batch_agrees_with_one_process(mixed_runs):
                 assert params.tobytes() == first[0].tobytes(), f"{reduction}: rank {r} of {p} differs from rank 0"
             np.testing.assert_allclose(first[0], ref.params, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(first[1], list(h), rtol=1e-10)
+
+
+def test_sharded_sample_weights_agree_with_one_process(mixed_runs):
+    X, y = _data(np.float64)
+    ref = dp.Network([5, 16, 8, 3], activation="tanh", loss="cross_entropy", dtype="float64", seed=0)
+    h = ref.fit(X, y, epochs=3, batch_size=None, lr=0.5, sample_weight=np.linspace(0.0, 2.0, len(X)), shuffle=False)
+    for p, ranks in mixed_runs.items():
+        first = ranks[0]["weighted"]
+        assert all(res["weighted"][0].tobytes() == first[0].tobytes() for res in ranks)
+        np.testing.assert_allclose(first[0], ref.params, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(first[1], list(h), rtol=1e-10)
 
 
 def test_sharded_minibatches_identical_on_every_rank(mixed_runs):
@@ -213,15 +229,16 @@ def test_c_example_over_mpi(tmp_path):
                            timeout=300)
     assert build.returncode == 0, build.stdout + build.stderr
     for ranks in (1, 2):
-        proc = subprocess.Popen([MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", str(exe)],
-                                env=dict(os.environ, **ENV), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        text = out.decode(errors="replace")
-        assert proc.returncode == 0, text
+        text = mpirun(ranks, exe)
         assert f"{ranks} ranks: accuracy" in text and "parameters identical on every rank: yes" in text, text
+
+
+def test_python_example_same_parameters_for_1_and_3_ranks():
+    """examples/mpi_train.py (the README's run): the same crc32 of the parameters on 1 and 3 ranks."""
+    lines = []
+    for ranks in (1, 3):
+        text = mpirun(ranks, sys.executable, os.path.join(HERE, "..", "examples", "mpi_train.py"))
+        assert text.count("epoch ") == 30, text  # only rank 0 prints
+        lines.append(text.splitlines()[-1])
+    assert "parameters identical on every rank: yes" in lines[1]
+    assert lines[0].split("crc32")[1] == lines[1].split("crc32")[1], lines

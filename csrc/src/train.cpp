@@ -122,10 +122,9 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
             sp.count = sp.n_chunks * (o.rank + 1) / o.ranks - sp.first;
             sp.r0 = std::min(sp.b, sp.first * f.chunk);
             sp.r1 = std::min(sp.b, (sp.first + sp.count) * f.chunk);
-        } else if (reduce && !sharded) {  // SUM: the same rows as ORDERED would give this process
-            const std::size_t chunks = (sp.b + f.chunk - 1) / f.chunk;
-            sp.r0 = std::min(sp.b, chunks * o.rank / o.ranks * f.chunk);
-            sp.r1 = std::min(sp.b, chunks * (o.rank + 1) / o.ranks * f.chunk);
+        } else if (reduce && !sharded) {  // SUM: an even share of the rows
+            sp.r0 = sp.b * o.rank / o.ranks;
+            sp.r1 = sp.b * (o.rank + 1) / o.ranks;
         }
         return sp;
     };

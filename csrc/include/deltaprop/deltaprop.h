@@ -233,8 +233,9 @@ typedef void (*dp_progress_fn)(void* user, const dp_progress* progress);
  *     batch alone; process r of p owns chunks [C r / p, C (r + 1) / p) of the C chunks), so the result
  *     is bitwise identical for any number of processes and threads; with sharded data a slot is a
  *     process's share (identical on every process, for any threads).
- *   DP_REDUCE_SUM (fast): one slot holding this process's sum; reduce replaces it by the sum over all
- *     processes (MPI_Allreduce, MPI_SUM): identical on every process, not across process counts.
+ *   DP_REDUCE_SUM (fast): one slot holding this process's sum (with replicated data, of rows
+ *     [b r / p, b (r + 1) / p) of a batch of b rows); reduce replaces it by the sum over all processes
+ *     (MPI_Allreduce, MPI_SUM): identical on every process, not across process counts.
  * stats [n_slots, 4] (doubles) go along with the same slots and the same operation: per slot the loss
  * sum and the weight sum (rows, or the sum of the sample weights), then a value reduce may use for
  * itself (deltaprop's Python layer agrees on stopping through it), then 0. The cost of the step is
