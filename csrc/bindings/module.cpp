@@ -541,7 +541,14 @@ PYBIND11_MODULE(_core, m) {
             }
             const py::tuple out = py::make_tuple(records, res.epochs_done, res.best_epoch, bool(res.stopped_early),
                                                  bool(res.interrupted || st == DP_ERR_INTERRUPTED));
-            if (cb.error) std::rethrow_exception(cb.error);
+            if (cb.error) {
+                try {
+                    std::rethrow_exception(cb.error);
+                } catch (py::error_already_set& e) {  // e.g. KeyboardInterrupt from a callback
+                    e.value().attr("records") = out;
+                    throw;
+                }
+            }
             if (st == DP_ERR_INTERRUPTED) {
                 if (PyErr_Occurred()) {
                     py::error_already_set e;

@@ -588,7 +588,10 @@ class Network:
         elif callable(callbacks):
             callbacks = [callbacks]
         else:
-            callbacks = list(callbacks)
+            try:
+                callbacks = list(callbacks)
+            except TypeError:
+                raise TypeError(f"callbacks: expected a callable or a list of callables, got {callbacks!r}") from None
             for i, c in enumerate(callbacks):
                 if not callable(c):
                     raise TypeError(f"callbacks[{i}]: expected a callable, got {c!r}")

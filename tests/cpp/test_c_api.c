@@ -983,6 +983,412 @@ static void test_predict_into(void) {
     CHECK_OK(dp_set_num_threads(0));
 }
 
+/* ==== training API of issue 11: optimizers, weighted losses, dp_net_fit, the divergence guard ==== */
+
+/* A 3-5-2 float64 mse net, x [n, 3] and y [n, 2] in [-1, 1). */
+static void train_data(size_t n, double** x, double** y) {
+    *x = (double*)random_values(DP_FLOAT64, n * 3);
+    *y = (double*)random_values(DP_FLOAT64, n * 2);
+}
+
+static int same_state(dp_net* a, dp_net* b) {
+    dp_optimizer_kind ka, kb;
+    uint64_t sa, sb;
+    void *ba[3], *bb[3];
+    size_t bytes = dp_net_num_params(a) * elem_size(dp_net_dtype(a));
+    int i;
+    if (dp_net_optimizer_state(a, &ka, &sa, ba) != DP_OK || dp_net_optimizer_state(b, &kb, &sb, bb) != DP_OK)
+        return 0;
+    if (ka != kb || sa != sb) return 0;
+    if (memcmp(dp_net_params(a), dp_net_params(b), bytes) != 0) return 0;
+    for (i = 0; i < 3; ++i) {
+        if ((ba[i] == NULL) != (bb[i] == NULL)) return 0;
+        if (ba[i] && memcmp(ba[i], bb[i], bytes) != 0) return 0;
+    }
+    return 1;
+}
+
+/* Copies of the params and the 3 optimizer buffers, to compare after a failing call. */
+typedef struct {
+    size_t bytes;
+    dp_optimizer_kind kind;
+    uint64_t step;
+    unsigned char* p;
+    unsigned char* b[3];
+} opt_snapshot;
+
+static void opt_snap_take(opt_snapshot* s, dp_net* net) {
+    void* bufs[3];
+    int i;
+    s->bytes = dp_net_num_params(net) * elem_size(dp_net_dtype(net));
+    dp_net_optimizer_state(net, &s->kind, &s->step, bufs);
+    s->p = copy_bytes(dp_net_params(net), s->bytes);
+    for (i = 0; i < 3; ++i) s->b[i] = bufs[i] ? copy_bytes(bufs[i], s->bytes) : NULL;
+}
+
+static int opt_snap_same(const opt_snapshot* s, dp_net* net) {
+    void* bufs[3];
+    dp_optimizer_kind kind;
+    uint64_t step;
+    int i;
+    if (dp_net_optimizer_state(net, &kind, &step, bufs) != DP_OK) return 0;
+    if (kind != s->kind || step != s->step || memcmp(s->p, dp_net_params(net), s->bytes) != 0) return 0;
+    for (i = 0; i < 3; ++i) {
+        if ((bufs[i] == NULL) != (s->b[i] == NULL)) return 0;
+        if (bufs[i] && memcmp(bufs[i], s->b[i], s->bytes) != 0) return 0;
+    }
+    return 1;
+}
+
+static void opt_snap_free(opt_snapshot* s) {
+    int i;
+    free(s->p);
+    for (i = 0; i < 3; ++i) free(s->b[i]);
+}
+
+static void test_optimizer_defaults_and_checks(void) {
+    dp_optimizer sgd = dp_optimizer_default(DP_OPTIM_SGD), adam = dp_optimizer_default(DP_OPTIM_ADAM);
+    dp_optimizer adamw = dp_optimizer_default(DP_OPTIM_ADAMW), bad;
+    dp_schedule cos = dp_schedule_default(DP_SCHEDULE_COSINE);
+    dp_fit_options fo = dp_fit_options_default();
+    CHECK(sgd.kind == DP_OPTIM_SGD && sgd.lr == 0.01 && sgd.momentum == 0.0 && sgd.clip_norm == 0.0);
+    CHECK(adam.kind == DP_OPTIM_ADAM && adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 &&
+          adam.eps == 1e-8 && adam.weight_decay == 0.0 && adam.amsgrad == 0 && adam.eps_hat == 0);
+    CHECK(adamw.kind == DP_OPTIM_ADAMW && adamw.weight_decay == 1e-2);
+    CHECK(fo.epochs == 1 && fo.batch_size == 32 && fo.shuffle && fo.optimizer.kind == DP_OPTIM_SGD &&
+          fo.optimizer.lr == 0.01 && fo.schedule.kind == DP_SCHEDULE_CONSTANT);
+    CHECK_OK(dp_optimizer_check(&sgd));
+    CHECK_OK(dp_optimizer_check(&adam));
+    CHECK_OK(dp_optimizer_check(&adamw));
+    bad = adam;
+    bad.beta1 = 1.0;
+    EXPECT_INVALID(NULL, dp_optimizer_check(&bad));
+    CHECK(strstr(dp_last_error(), "beta") != NULL); /* "betas[0]", the Python name */
+    bad = adam;
+    bad.eps = 0.0;
+    EXPECT_INVALID(NULL, dp_optimizer_check(&bad));
+    CHECK(strstr(dp_last_error(), "eps") != NULL);
+    bad = sgd;
+    bad.lr = -1.0;
+    EXPECT_INVALID(NULL, dp_optimizer_check(&bad));
+    CHECK(strstr(dp_last_error(), "lr") != NULL);
+    bad = sgd;
+    bad.clip_norm = -1.0;
+    EXPECT_INVALID(NULL, dp_optimizer_check(&bad));
+    CHECK(strstr(dp_last_error(), "clip_norm") != NULL);
+    bad = sgd;
+    bad.kind = (dp_optimizer_kind)7;
+    EXPECT_INVALID(NULL, dp_optimizer_check(&bad));
+    EXPECT_INVALID(NULL, dp_optimizer_check(NULL));
+    cos.t_max = 10;
+    CHECK_OK(dp_schedule_check(&cos, 0.1));
+    cos.eta_min = 0.5; /* above lr0 */
+    EXPECT_INVALID(NULL, dp_schedule_check(&cos, 0.1));
+    CHECK(strstr(dp_last_error(), "eta_min") != NULL);
+    cos.eta_min = 0.0;
+    cos.t_max = 0;
+    EXPECT_INVALID(NULL, dp_schedule_check(&cos, 0.1));
+    CHECK(strstr(dp_last_error(), "t_max") != NULL);
+}
+
+/* Adam's equations (deltaprop.h) in C against dp_net_step_with, 50 steps, float64. */
+static void test_step_with_adam_formula(void) {
+    dp_net* net = make_net(DP_FLOAT64, DP_LOSS_MSE, 21);
+    dp_optimizer adam = dp_optimizer_default(DP_OPTIM_ADAM);
+    size_t np_, i;
+    int t;
+    double *w, *m, *v, *vmax, *x, *y, worst = 0.0;
+    dp_optimizer_kind kind;
+    uint64_t step;
+    void* bufs[3];
+    if (!net) return;
+    adam.lr = 0.01;
+    adam.amsgrad = 1;
+    adam.weight_decay = 0.05;
+    np_ = dp_net_num_params(net);
+    w = (double*)copy_bytes(dp_net_params(net), np_ * 8);
+    m = (double*)calloc(np_, 8);
+    v = (double*)calloc(np_, 8);
+    vmax = (double*)calloc(np_, 8);
+    train_data(8, &x, &y);
+    for (t = 1; t <= 50; ++t) {
+        const double* g = (const double*)dp_net_grads(net);
+        const double bc1 = 1.0 - pow(adam.beta1, t), bc2 = 1.0 - pow(adam.beta2, t);
+        CHECK_OK(dp_net_backward(net, x, 8, DP_TARGET_VALUES, y, 0.0, 0, NULL));
+        for (i = 0; i < np_; ++i) {
+            const double gi = g[i] + adam.weight_decay * w[i];
+            m[i] = m[i] + (1.0 - adam.beta1) * (gi - m[i]);
+            v[i] = adam.beta2 * v[i] + (1.0 - adam.beta2) * gi * gi;
+            if (v[i] > vmax[i]) vmax[i] = v[i];
+            w[i] -= adam.lr / bc1 * m[i] / (sqrt(vmax[i]) / sqrt(bc2) + adam.eps);
+        }
+        CHECK_OK(dp_net_step_with(net, &adam));
+        for (i = 0; i < np_; ++i) {
+            const double got = ((const double*)dp_net_params(net))[i];
+            const double err = fabs(got - w[i]) / (fabs(w[i]) > 1e-3 ? fabs(w[i]) : 1e-3);
+            if (err > worst) worst = err;
+        }
+    }
+    CHECK(worst < 1e-12);
+    CHECK_OK(dp_net_optimizer_state(net, &kind, &step, bufs));
+    CHECK(kind == DP_OPTIM_ADAM && step == 50 && bufs[0] && bufs[1] && bufs[2]);
+    if (bufs[2]) CHECK(fabs(((double*)bufs[2])[0] - vmax[0]) <= 1e-12 * fabs(vmax[0]));
+    /* a step of another kind starts afresh: SGD state, no Adam buffers */
+    {
+        dp_optimizer sgd = dp_optimizer_default(DP_OPTIM_SGD);
+        sgd.momentum = 0.9;
+        CHECK_OK(dp_net_step_with(net, &sgd));
+        CHECK_OK(dp_net_optimizer_state(net, &kind, &step, bufs));
+        CHECK(kind == DP_OPTIM_SGD && bufs[0] == dp_net_velocity(net) && bufs[1] == NULL && bufs[2] == NULL);
+        /* first momentum step: v = g */
+        CHECK(memcmp(dp_net_velocity(net), dp_net_grads(net), np_ * 8) == 0);
+    }
+    CHECK_OK(dp_net_reset_optimizer(net, DP_OPTIM_ADAMW));
+    CHECK_OK(dp_net_optimizer_state(net, &kind, &step, bufs));
+    CHECK(kind == DP_OPTIM_ADAMW && step == 0 && bufs[0] && ((double*)bufs[0])[0] == 0.0);
+    EXPECT_INVALID(net, dp_net_reset_optimizer(net, (dp_optimizer_kind)9));
+    free(w);
+    free(m);
+    free(v);
+    free(vmax);
+    free(x);
+    free(y);
+    dp_net_destroy(net);
+}
+
+/* Weighted loss and backward: all-ones weights are bitwise the unweighted calls; bad weights fail
+ * with nothing changed; train_batch is backward_weighted then step_with, bit for bit. */
+static void test_weighted_and_train_batch(void) {
+    dp_dtype dtype;
+    for (dtype = DP_FLOAT32; dtype <= DP_FLOAT64; dtype = (dp_dtype)(dtype + 1)) {
+        dp_net* net = make_net(dtype, DP_LOSS_MSE, 22);
+        dp_net* twin = NULL;
+        const size_t n = 6;
+        void* x = random_values(dtype, n * 3);
+        void* y = random_values(dtype, n * 2);
+        void* ones = alloc_values(dtype, n);
+        void* w = alloc_values(dtype, n);
+        unsigned char* g = NULL;
+        size_t i, bytes;
+        double l1 = 0, l2v = 0;
+        dp_optimizer adam = dp_optimizer_default(DP_OPTIM_ADAM);
+        if (!net) continue;
+        bytes = dp_net_num_params(net) * elem_size(dtype);
+        for (i = 0; i < n; ++i) {
+            set_value(ones, dtype, i, 1.0);
+            set_value(w, dtype, i, (double)(i % 3));
+        }
+        CHECK_OK(dp_net_loss(net, x, n, DP_TARGET_VALUES, y, 0.1, &l1));
+        CHECK_OK(dp_net_loss_weighted(net, x, n, DP_TARGET_VALUES, y, ones, 0.1, &l2v));
+        CHECK(l1 == l2v);
+        CHECK_OK(dp_net_backward(net, x, n, DP_TARGET_VALUES, y, 0.1, 0, &l1));
+        g = copy_bytes(dp_net_grads(net), bytes);
+        CHECK_OK(dp_net_backward_weighted(net, x, n, DP_TARGET_VALUES, y, ones, 0.1, 0, &l2v));
+        CHECK(l1 == l2v && memcmp(g, dp_net_grads(net), bytes) == 0);
+        CHECK_OK(dp_net_backward_weighted(net, x, n, DP_TARGET_VALUES, y, NULL, 0.1, 0, &l2v));
+        CHECK(l1 == l2v && memcmp(g, dp_net_grads(net), bytes) == 0);
+        /* bad weights */
+        set_value(w, dtype, 2, -1.0);
+        EXPECT_INVALID(net, dp_net_backward_weighted(net, x, n, DP_TARGET_VALUES, y, w, 0.0, 0, NULL));
+        CHECK(strstr(dp_last_error(), "sample_weight") != NULL);
+        EXPECT_INVALID(net, dp_net_train_batch(net, x, n, DP_TARGET_VALUES, y, w, 0.0, &adam, NULL));
+        set_value(w, dtype, 2, NAN);
+        EXPECT_INVALID(net, dp_net_loss_weighted(net, x, n, DP_TARGET_VALUES, y, w, 0.0, &l1));
+        for (i = 0; i < n; ++i) set_value(w, dtype, i, 0.0);
+        EXPECT_INVALID(net, dp_net_backward_weighted(net, x, n, DP_TARGET_VALUES, y, w, 0.0, 0, NULL));
+        for (i = 0; i < n; ++i) set_value(w, dtype, i, (double)(i % 3));
+        /* train_batch == backward_weighted + step_with */
+        CHECK_OK(dp_net_clone(net, &twin));
+        if (twin) {
+            for (i = 0; i < 4; ++i) {
+                double la = 0, lb = 0;
+                CHECK_OK(dp_net_train_batch(net, x, n, DP_TARGET_VALUES, y, w, 0.05, &adam, &la));
+                CHECK_OK(dp_net_backward_weighted(twin, x, n, DP_TARGET_VALUES, y, w, 0.05, 0, &lb));
+                CHECK_OK(dp_net_step_with(twin, &adam));
+                CHECK(la == lb);
+            }
+            CHECK(same_state(net, twin));
+        }
+        /* a bad optimizer fails with nothing changed */
+        adam.beta2 = 1.5;
+        EXPECT_INVALID(net, dp_net_train_batch(net, x, n, DP_TARGET_VALUES, y, NULL, 0.0, &adam, NULL));
+        EXPECT_INVALID(net, dp_net_step_with(net, &adam));
+        EXPECT_INVALID(net, dp_net_step_with(net, NULL));
+        free(g);
+        free(x);
+        free(y);
+        free(ones);
+        free(w);
+        dp_net_destroy(twin);
+        dp_net_destroy(net);
+    }
+}
+
+typedef struct {
+    int calls;
+    size_t stop_at;
+    dp_epoch_record seen[8];
+} epoch_ctx;
+
+static int on_epoch_cb(void* user, const dp_epoch_record* r) {
+    epoch_ctx* c = (epoch_ctx*)user;
+    if (c->calls < 8) c->seen[c->calls] = *r;
+    ++c->calls;
+    return r->epoch == c->stop_at;
+}
+
+/* dp_net_fit: equals train_batch over the same batches (shuffle off) bit for bit; records, validation,
+ * a schedule, on_epoch stopping, bad options. */
+static void test_fit(void) {
+    const size_t n = 10, bs = 4, epochs = 3;
+    double *x, *y, *xv, *yv;
+    dp_net* net = make_net(DP_FLOAT64, DP_LOSS_MSE, 23);
+    dp_net* twin = NULL;
+    dp_fit_options o = dp_fit_options_default();
+    dp_epoch_record hist[8];
+    dp_fit_result res;
+    size_t e, s;
+    if (!net) return;
+    train_data(n, &x, &y);
+    train_data(5, &xv, &yv);
+    CHECK_OK(dp_net_clone(net, &twin));
+    o.epochs = epochs;
+    o.batch_size = bs;
+    o.shuffle = 0;
+    o.optimizer = dp_optimizer_default(DP_OPTIM_ADAMW);
+    o.optimizer.lr = 0.01;
+    o.optimizer.amsgrad = 1;
+    o.l2 = 0.02;
+    o.schedule = dp_schedule_default(DP_SCHEDULE_EXPONENTIAL);
+    o.schedule.gamma = 0.5;
+    o.schedule.per_step = 0;
+    o.x_val = xv;
+    o.n_val = 5;
+    o.val_kind = DP_TARGET_VALUES;
+    o.y_val = yv;
+    CHECK_OK(dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+    CHECK(res.epochs_done == epochs && res.best_epoch == epochs - 1 && !res.stopped_early && !res.interrupted);
+    for (e = 0; e < epochs && twin; ++e) {
+        dp_optimizer opt = o.optimizer;
+        opt.lr = 0.01 * pow(0.5, (double)e);
+        CHECK(hist[e].epoch == e && fabs(hist[e].lr - opt.lr) <= 1e-15 && isfinite(hist[e].loss));
+        CHECK(isfinite(hist[e].val_loss) && isnan(hist[e].val_accuracy));
+        for (s = 0; s < n; s += bs) {
+            const size_t b = s + bs <= n ? bs : n - s;
+            CHECK_OK(dp_net_train_batch(twin, x + s * 3, b, DP_TARGET_VALUES, y + s * 2, NULL, 0.02, &opt, NULL));
+        }
+    }
+    if (twin) CHECK(same_state(net, twin));
+    {
+        double vl = 0;
+        /* the validation loss includes fit's l2 term (lambda / (2 n_val) sum W^2), as the training loss */
+        CHECK_OK(dp_net_loss(net, xv, 5, DP_TARGET_VALUES, yv, 0.02, &vl));
+        CHECK(fabs(vl - hist[epochs - 1].val_loss) <= 1e-12 * vl);
+    }
+    /* on_epoch: records as written, returning non-zero stops */
+    {
+        epoch_ctx c;
+        memset(&c, 0, sizeof c);
+        c.stop_at = 1;
+        o.epochs = 6;
+        o.on_epoch = on_epoch_cb;
+        o.user = &c;
+        CHECK_OK(dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+        CHECK(c.calls == 2 && res.epochs_done == 2 && res.stopped_early);
+        CHECK(c.seen[1].epoch == 1 && c.seen[1].loss == hist[1].loss && c.seen[1].val_loss == hist[1].val_loss);
+        o.on_epoch = NULL;
+        o.user = NULL;
+    }
+    /* bad options: nothing changed */
+    o.batch_size = 0;
+    EXPECT_INVALID(net, dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+    CHECK(strstr(dp_last_error(), "batch_size") != NULL);
+    o.batch_size = bs;
+    o.optimizer.beta1 = -0.5;
+    EXPECT_INVALID(net, dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+    o.optimizer.beta1 = 0.9;
+    o.schedule.gamma = 0.0;
+    EXPECT_INVALID(net, dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+    o.schedule.gamma = 0.5;
+    o.monitor = DP_MONITOR_VAL_ACCURACY; /* mse has no accuracy */
+    EXPECT_INVALID(net, dp_net_fit(net, x, n, DP_TARGET_VALUES, y, &o, hist, &res));
+    o.monitor = DP_MONITOR_AUTO;
+    EXPECT_INVALID(net, dp_net_fit(net, x, n, DP_TARGET_VALUES, y, NULL, hist, &res));
+    free(x);
+    free(y);
+    free(xv);
+    free(yv);
+    dp_net_destroy(twin);
+    dp_net_destroy(net);
+}
+
+/* The guard: DP_ERR_DIVERGED with where (dp_last_divergence), params and optimizer state as before. */
+static void test_divergence(void) {
+    dp_divergence d;
+    dp_net* net = make_net(DP_FLOAT64, DP_LOSS_MSE, 24);
+    dp_optimizer adam = dp_optimizer_default(DP_OPTIM_ADAM), sgd = dp_optimizer_default(DP_OPTIM_SGD);
+    double *x, *y;
+    size_t i, np_;
+    opt_snapshot s;
+    dp_status st;
+    CHECK(dp_last_divergence(&d) == DP_ERR_STATE); /* none yet on this thread */
+    EXPECT_INVALID(NULL, dp_last_divergence(NULL));
+    if (!net) return;
+    np_ = dp_net_num_params(net);
+    train_data(4, &x, &y);
+    for (i = 0; i < 3; ++i) CHECK_OK(dp_net_train_batch(net, x, 4, DP_TARGET_VALUES, y, NULL, 0.0, &adam, NULL));
+    /* update: a rate beyond the float64 range times a finite gradient */
+    for (i = 0; i < 8; ++i) y[i] = 50.0 * (i % 2 ? 1 : -1);
+    sgd.lr = 1e308;
+    opt_snap_take(&s, net);
+    st = dp_net_train_batch(net, x, 4, DP_TARGET_VALUES, y, NULL, 0.0, &sgd, NULL);
+    CHECK(st == DP_ERR_DIVERGED);
+    CHECK(strstr(dp_last_error(), "update") != NULL);
+    CHECK(dp_last_divergence(&d) == DP_OK && d.phase == DP_PHASE_UPDATE && d.epoch == 0 && d.batch == 0);
+    CHECK(opt_snap_same(&s, net)); /* the Adam state is back although the step was SGD's */
+    /* step_with: an infinite gradient */
+    ((double*)dp_net_grads(net))[np_ - 1] = INFINITY;
+    CHECK(dp_net_step_with(net, &adam) == DP_ERR_DIVERGED);
+    CHECK(opt_snap_same(&s, net));
+    opt_snap_free(&s);
+    /* loss: outputs finite, (a - y)^2 overflows */
+    y[0] = 1e200;
+    opt_snap_take(&s, net);
+    CHECK(dp_net_train_batch(net, x, 4, DP_TARGET_VALUES, y, NULL, 0.0, &adam, NULL) == DP_ERR_DIVERGED);
+    CHECK(strstr(dp_last_error(), "loss") != NULL);
+    CHECK(dp_last_divergence(&d) == DP_OK && d.phase == DP_PHASE_LOSS);
+    CHECK(opt_snap_same(&s, net));
+    /* in dp_net_fit: the same row in the second batch; the first step is kept */
+    {
+        dp_fit_options o = dp_fit_options_default();
+        dp_epoch_record hist[2];
+        dp_fit_result res;
+        dp_net* twin = NULL;
+        double *x2, *y2;
+        train_data(4, &x2, &y2);
+        y2[2 * 2] = 1e200; /* row 2: batch 1 with batches of 2 */
+        CHECK_OK(dp_net_clone(net, &twin));
+        o.epochs = 2;
+        o.batch_size = 2;
+        o.shuffle = 0;
+        o.optimizer = adam;
+        CHECK(dp_net_fit(net, x2, 4, DP_TARGET_VALUES, y2, &o, hist, &res) == DP_ERR_DIVERGED);
+        CHECK(res.epochs_done == 0);
+        CHECK(dp_last_divergence(&d) == DP_OK && d.phase == DP_PHASE_LOSS && d.epoch == 0 && d.batch == 1);
+        if (twin) {
+            CHECK_OK(dp_net_train_batch(twin, x2, 2, DP_TARGET_VALUES, y2, NULL, 0.0, &adam, NULL));
+            CHECK(same_state(net, twin));
+        }
+        dp_net_destroy(twin);
+        free(x2);
+        free(y2);
+    }
+    opt_snap_free(&s);
+    free(x);
+    free(y);
+    dp_net_destroy(net);
+}
+
 int main(void) {
     run("library: version, statuses, defaults", test_library);
     run("create and architecture getters", test_create_and_architecture);
@@ -999,6 +1405,11 @@ int main(void) {
     run("xor 2-8-1 reaches 100%", test_xor);
     run("bitwise identical with 1 and 2 threads", test_threads_deterministic);
     run("predict_into equals predict", test_predict_into);
+    run("optimizers: defaults and checks", test_optimizer_defaults_and_checks);
+    run("step_with: Adam's equations, state, change of kind", test_step_with_adam_formula);
+    run("weighted loss/backward, train_batch", test_weighted_and_train_batch);
+    run("fit: equals train_batch steps, validation, schedule, on_epoch", test_fit);
+    run("divergence guard: status, where, state restored", test_divergence);
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

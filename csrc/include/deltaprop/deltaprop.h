@@ -205,7 +205,7 @@ typedef enum dp_monitor {
 typedef struct dp_epoch_record {
     size_t epoch;        /* 0-based, counted within the call */
     double loss;         /* weighted mean training loss over the epoch's steps */
-    double val_loss, val_accuracy;
+    double val_loss, val_accuracy; /* val_loss: the cost as dp_net_loss gives it (l2 term included) */
     double lr;           /* the rate of the epoch's last step */
     double seconds;      /* wall time of the epoch, validation included */
 } dp_epoch_record;
