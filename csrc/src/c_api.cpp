@@ -226,7 +226,12 @@ constexpr std::size_t kMaxModelFile = std::size_t(1) << 36;  // 64 GiB
 
 extern "C" {
 
-const char* dp_version(void) { return "0.1.0"; }
+// The version string from the header's DP_VERSION_* macros, the one place the version is written.
+#define DP_STRINGIZE_(x) #x
+#define DP_STRINGIZE(x) DP_STRINGIZE_(x)
+const char* dp_version(void) {
+    return DP_STRINGIZE(DP_VERSION_MAJOR) "." DP_STRINGIZE(DP_VERSION_MINOR) "." DP_STRINGIZE(DP_VERSION_PATCH);
+}
 
 const char* dp_status_string(dp_status status_in) {
     int raw = 0;

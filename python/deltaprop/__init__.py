@@ -12,9 +12,9 @@ from ._runtime import (
     set_kernel_level,
     set_num_threads,
 )
-from . import datasets, optim, schedules
+from . import _core, datasets, optim, schedules
 
-__version__ = "0.1.0"
+__version__: str = _core.version()  # from DP_VERSION_* in deltaprop.h, as the package metadata and CMake
 
 __all__ = [
     "ACTIVATIONS",

@@ -11,11 +11,12 @@ import argparse
 import os
 import sys
 import time
+from typing import Optional, Sequence
 
 import numpy as np
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deltaprop", description=__doc__.splitlines()[0])
     p.add_argument("--cmakedir", action="store_true", help="print the CMake package directory and exit")
     p.add_argument("--includedir", action="store_true", help="print the C/C++ include directory and exit")
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     print(f"data: 3 interleaved spirals, {n_train} training and {len(y_test)} test points; "
           f"kernels {dp.get_kernel_level()}, {dp.get_num_threads()} threads")
 
-    def accuracy(Xs, ys):
+    def accuracy(Xs: np.ndarray, ys: np.ndarray) -> float:
         return float(np.mean(np.argmax(net.predict(Xs), axis=1) == ys))
 
     if args.plot is not None:
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
 
-    def report(epoch, loss):
+    def report(epoch: int, loss: float) -> None:
         if recorder is not None:
             recorder(net, epoch + 1)
         print(f"epoch {epoch + 1:3d}/{args.epochs}  loss {loss:.4f}  train accuracy {accuracy(X_train, y_train):.3f}  "

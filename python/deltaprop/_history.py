@@ -91,7 +91,7 @@ class History(List[float]):
         eq = self.__eq__(other)
         return eq if eq is NotImplemented else not eq
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         flags = [f for f in ("stopped_early", "interrupted") if getattr(self, f)]

@@ -7,7 +7,7 @@ import operator
 import os
 from collections import namedtuple
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from . import _core
 from ._history import EpochRecord, History, Progress, make_record
 from .optim import SGD, Optimizer
 from .schedules import Constant, Schedule
+
+if TYPE_CHECKING:  # annotations only: importing numpy.typing at run time costs a few ms
+    from numpy.typing import ArrayLike, DTypeLike
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
@@ -31,7 +34,7 @@ max_error: the largest relative error over all parameters; layer_errors: the lar
 worst_index: flat index (into Network.params) of the worst parameter; worst_layer: its layer."""
 
 
-def _choice(name: str, value, choices: Sequence[str]) -> str:
+def _choice(name: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name}: expected one of {', '.join(choices)} as a string, got {value!r}")
     if value not in choices:
@@ -39,7 +42,7 @@ def _choice(name: str, value, choices: Sequence[str]) -> str:
     return value
 
 
-def _integer(name: str, value) -> int:
+def _integer(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an integer, got {value!r}")
     try:
@@ -48,7 +51,7 @@ def _integer(name: str, value) -> int:
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}") from None
 
 
-def _number(name: str, value, *, low: float, low_open: bool = False, high: Optional[float] = None) -> float:
+def _number(name: str, value: Any, *, low: float, low_open: bool = False, high: Optional[float] = None) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
     v = float(value)
@@ -62,14 +65,14 @@ def _number(name: str, value, *, low: float, low_open: bool = False, high: Optio
     return v
 
 
-def _real(name: str, value) -> float:
+def _real(name: str, value: Any) -> float:
     """A number as float; its range is the core's rule (checked there, once, with its message)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
     return float(value)
 
 
-def _dtype(value) -> np.dtype:
+def _dtype(value: DTypeLike) -> "np.dtype[Any]":
     try:
         dt = np.dtype(value)
     except TypeError:
@@ -79,7 +82,7 @@ def _dtype(value) -> np.dtype:
     return dt
 
 
-def _numeric_array(name: str, value) -> np.ndarray:
+def _numeric_array(name: str, value: ArrayLike) -> "np.ndarray[Any, Any]":
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -132,7 +135,7 @@ class Network:
         activation: Union[str, Sequence[str]] = "relu",
         output: Optional[str] = None,
         loss: str = "mse",
-        dtype="float32",
+        dtype: DTypeLike = "float32",
         init: Optional[str] = None,
         seed: Optional[int] = None,
         slope: Union[float, Sequence[float]] = 0.01,
@@ -201,7 +204,7 @@ class Network:
         self._attach(core)
 
     # ---- construction helpers ----
-    def _attach(self, core) -> None:
+    def _attach(self, core: _core.Net) -> None:
         self._core = core
         self.history: Optional[History] = None  # the History of the last fit (also after an exception)
         self._init = INITS[core.init_kind]
@@ -213,7 +216,7 @@ class Network:
         self._n_out = self._sizes[-1]
 
     @classmethod
-    def _wrap(cls, core) -> "Network":
+    def _wrap(cls, core: _core.Net) -> "Network":
         net = cls.__new__(cls)
         net._attach(core)
         return net
@@ -232,7 +235,7 @@ class Network:
         return self._loss
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> "np.dtype[Any]":
         return self._dtype
 
     @property
@@ -325,7 +328,7 @@ class Network:
         return self._workspace(2, "deltas")
 
     # ---- input conversion ----
-    def _matrix(self, X, name: str, width: int) -> np.ndarray:
+    def _matrix(self, X: ArrayLike, name: str, width: int) -> np.ndarray:
         if (
             type(X) is np.ndarray
             and X.dtype is self._dtype
@@ -355,7 +358,7 @@ class Network:
                                  f"{float(np.finfo(np.float32).max):.3g}); scale them or use dtype='float64'")
         return np.ascontiguousarray(arr, dtype=self._dtype)
 
-    def _targets(self, Y, batch: int) -> np.ndarray:
+    def _targets(self, Y: ArrayLike, batch: int) -> np.ndarray:
         arr = _numeric_array("Y", Y)
         n_out = self._n_out
         if arr.ndim == 1 and self._loss == "cross_entropy":
@@ -402,18 +405,18 @@ class Network:
                                  f"summing to 1); row {r} sums to {sums[r]:.6g}")
 
     # ---- compute ----
-    def forward(self, X) -> np.ndarray:
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """Output activations for X [batch, n_in]; keeps z and a (and X) for backward and inspection."""
         return self._core.forward(self._matrix(X, "X", self._n_in))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The same outputs as forward without touching the workspace; safe from several threads."""
         out = self._core.predict_exact(X)  # None unless X needs neither checks nor conversion
         return out if out is not None else self._core.predict(self._matrix(X, "X", self._n_in))
 
     __call__ = predict
 
-    def _weights(self, w, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
+    def _weights(self, w: Optional[ArrayLike], n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
         if w is None:
             return None
         arr = _numeric_array(name, w)
@@ -421,7 +424,7 @@ class Network:
             raise ValueError(f"{name}: expected a 1-D array of {n} weights (one per row of X), got shape {arr.shape}")
         return np.ascontiguousarray(arr, dtype=self._dtype)
 
-    def loss(self, X, Y, l2: float = 0.0, sample_weight=None) -> float:
+    def loss(self, X: ArrayLike, Y: ArrayLike, l2: float = 0.0, sample_weight: Optional[ArrayLike] = None) -> float:
         """The cost of the batch: the mean over samples of C0 (weighted: sum w_i C0_i / sum w_i), plus
         l2/(2m) * sum of squared weights (m = batch, or the weights' sum)."""
         X = self._matrix(X, "X", self._n_in)
@@ -429,7 +432,8 @@ class Network:
         w = self._weights(sample_weight, X.shape[0])
         return self._core.loss(X, Yc, w, _real("l2", l2))
 
-    def backward(self, X, Y, l2: float = 0.0, accumulate: bool = False, sample_weight=None) -> float:
+    def backward(self, X: ArrayLike, Y: ArrayLike, l2: float = 0.0, accumulate: bool = False,
+                 sample_weight: Optional[ArrayLike] = None) -> float:
         """Forward, loss and backpropagation: fills the gradients with the batch mean (weighted by
         sample_weight if given); returns the loss."""
         X = self._matrix(X, "X", self._n_in)
@@ -437,12 +441,14 @@ class Network:
         w = self._weights(sample_weight, X.shape[0])
         return self._core.backward(X, Yc, w, _real("l2", l2), bool(accumulate))
 
-    def backward_from_output_grad(self, grad, accumulate: bool = False) -> None:
+    def backward_from_output_grad(self, grad: ArrayLike, accumulate: bool = False) -> None:
         """Backward from a per-sample dC0/da(L) [batch, n_out] after forward(X) with that batch."""
         g = self._matrix(grad, "grad", self._n_out)
         self._core.backward_output_grad(g, bool(accumulate))
 
-    def _optimizer(self, optimizer, lr, momentum, nesterov, weight_decay, clip_norm, lr_default=None):
+    def _optimizer(self, optimizer: Optional[Optimizer], lr: Union[float, Optimizer, None], momentum: float,
+                   nesterov: bool, weight_decay: float, clip_norm: Optional[float],
+                   lr_default: Optional[float] = None) -> _core.Optimizer:
         """The native optimizer for a call: optimizer= or the SGD shorthand (lr, momentum, ...)."""
         if isinstance(lr, Optimizer):
             optimizer, lr = lr, None
@@ -471,10 +477,10 @@ class Network:
         or the updated values are not finite."""
         self._core.step(self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm))
 
-    def train_batch(self, X, Y, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0,
+    def train_batch(self, X: ArrayLike, Y: ArrayLike, lr: Union[float, Optimizer, None] = None, momentum: float = 0.0,
                     nesterov: bool = False, l2: float = 0.0, weight_decay: float = 0.0, *,
                     optimizer: Optional[Optimizer] = None, clip_norm: Optional[float] = None,
-                    sample_weight=None) -> float:
+                    sample_weight: Optional[ArrayLike] = None) -> float:
         """backward then step, guarded (DivergenceError leaves parameters and optimizer state as before);
         returns the loss before the step."""
         opt = self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm)
@@ -484,7 +490,8 @@ class Network:
         return self._core.train_batch(X, Yc, w, _real("l2", l2), opt)
 
     def _split_validation(self, X: np.ndarray, Yc: np.ndarray, w: Optional[np.ndarray], fraction: float,
-                          seed: Optional[int]):
+                          seed: Optional[int]) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray,
+                                                        np.ndarray, Optional[np.ndarray]]:
         """Hold out `fraction` of the rows (before any shuffling), drawn with `seed` (0 if None);
         stratified by class for class targets (cross_entropy, single-output binary_cross_entropy)."""
         n = X.shape[0]
@@ -513,15 +520,17 @@ class Network:
         return (np.ascontiguousarray(X[keep]), np.ascontiguousarray(Yc[keep]), wt,
                 np.ascontiguousarray(X[val]), np.ascontiguousarray(Yc[val]), wv)
 
-    def fit(self, X, Y, epochs: int = 1, batch_size: Optional[int] = 32, lr: float = 0.01,
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 1, batch_size: Optional[int] = 32, lr: float = 0.01,
             momentum: float = 0.0, nesterov: bool = False, l2: float = 0.0, weight_decay: float = 0.0,
             shuffle: bool = True, seed: Optional[int] = None,
             callback: Optional[Callable[[int, float], object]] = None, verbose: Union[bool, int] = 0, *,
             optimizer: Optional[Optimizer] = None, schedule: Optional[Schedule] = None,
-            clip_norm: Optional[float] = None, sample_weight=None, validation_data=None,
+            clip_norm: Optional[float] = None, sample_weight: Optional[ArrayLike] = None,
+            validation_data: Optional[Sequence[ArrayLike]] = None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 0.0, monitor: Optional[str] = None, restore_best: bool = True,
-            callbacks=None, comm=None, reduction: str = "reproducible", data: str = "sharded",
+            callbacks: Union[Callable[[EpochRecord], object], Sequence[Callable[[EpochRecord], object]], None] = None,
+            comm: Any = None, reduction: str = "reproducible", data: str = "sharded",
             chunk_rows: Optional[int] = None) -> History:
         """Train for `epochs` epochs in the native loop; returns a History (a list of the per-epoch
         training losses, with validation metrics, rates and timings).
@@ -642,7 +651,7 @@ class Network:
         progress = Progress(verbose, epochs, n_batches) if verbose else None
         records: List[EpochRecord] = []
 
-        def on_epoch(t) -> bool:
+        def on_epoch(t: Sequence[Any]) -> bool:
             r = make_record(t)
             records.append(r)
             if progress is not None:
@@ -663,7 +672,7 @@ class Network:
         need_epoch = progress is not None or callback is not None or bool(callbacks) or dist is not None
         native = dist.native() if dist is not None else (None, 0, 0, 1, False, 0, 0)
 
-        def history(out, interrupted: bool) -> History:
+        def history(out: Sequence[Any], interrupted: bool) -> History:
             recs = [make_record(t) for t in out[0]]
             return History(recs, best_epoch=int(out[2]) if out[1] else None, stopped_early=bool(out[3]),
                            interrupted=interrupted)
@@ -671,14 +680,15 @@ class Network:
         try:
             out = self._core.fit(X, Yc, w, Xv, Yv, wv, epochs, p.batch_size, p.shuffle, p.l2, p.opt, p.sched,
                                  p.early_stopping, p.monitor, p.patience, p.min_delta, p.restore_best,
-                                 on_epoch if need_epoch else None, progress.update if verbose == 1 else None,
+                                 on_epoch if need_epoch else None,
+                                 progress.update if progress is not None and verbose == 1 else None,
                                  Progress.interval, *native)
         except BaseException as e:
             if progress is not None:
                 progress.close()
-            out = getattr(e, "records", None)
-            if out is not None:
-                self.history = history(out, True)
+            partial = getattr(e, "records", None)
+            if partial is not None:
+                self.history = history(partial, True)
                 if hasattr(e, "history"):
                     e.history = self.history
             raise
@@ -687,7 +697,7 @@ class Network:
         self.history = history(out, bool(out[4]))
         return self.history
 
-    def gradient_check(self, X, Y, eps: float = 1e-4, l2: float = 0.0) -> GradientCheck:
+    def gradient_check(self, X: ArrayLike, Y: ArrayLike, eps: float = 1e-4, l2: float = 0.0) -> GradientCheck:
         """Compare the backprop gradient with float64 central differences over every parameter.
 
         Each numerical derivative extrapolates central differences of steps eps and eps/2 (Richardson),
@@ -746,7 +756,7 @@ class Network:
 
     __copy__ = copy
 
-    def __deepcopy__(self, memo) -> "Network":
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Network":
         return self.copy()
 
     def to_bytes(self, optimizer: bool = True) -> bytes:
@@ -754,16 +764,16 @@ class Network:
         return self._core.to_bytes(bool(optimizer))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Network":
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview]) -> "Network":
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expected bytes, got {type(data).__name__}")
         core = _core.Net.from_bytes(bytes(data))
         return cls._wrap(core)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[[bytes], "Network"], Tuple[bytes]]:
         return (Network.from_bytes, (self.to_bytes(True),))
 
-    def save(self, path, optimizer: bool = True) -> None:
+    def save(self, path: Union[str, "os.PathLike[str]"], optimizer: bool = True) -> None:
         """Write the model file atomically (a crash mid-save never destroys an existing file)."""
         path = os.fspath(path)
         try:
@@ -772,7 +782,7 @@ class Network:
             raise _os_error(e, path, writing=True) from None
 
     @classmethod
-    def load(cls, path) -> "Network":
+    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "Network":
         """Read a model file written by save() or by dp_net_save (C/C++)."""
         path = os.fspath(path)
         try:
@@ -782,14 +792,14 @@ class Network:
         return cls._wrap(core)
 
     # ---- ONNX (deltaprop.onnx; needs the optional onnx package) ----
-    def to_onnx(self, path=None, opset: int = 17):
+    def to_onnx(self, path: Union[str, "os.PathLike[str]", None] = None, opset: int = 17) -> Any:
         """The network as an ONNX model: returns an onnx.ModelProto, or writes it to path (docs/onnx.md)."""
         from . import onnx as dp_onnx
 
         return dp_onnx.to_onnx(self, path, opset=opset)
 
     @classmethod
-    def from_onnx(cls, path_or_model, loss: Optional[str] = None) -> "Network":
+    def from_onnx(cls, path_or_model: Any, loss: Optional[str] = None) -> "Network":
         """A Network from a dense feed-forward ONNX graph (a path, bytes or onnx.ModelProto; docs/onnx.md)."""
         from . import onnx as dp_onnx
 

@@ -8,9 +8,16 @@ directly (no pyplot, no global backend state) and written as PNG.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._network import Network
+
+_Path = Union[str, "os.PathLike[str]"]
+_RGB = Tuple[float, float, float]
 
 INSTALL_HINT = "pip install 'deltaprop[plot]'"
 
@@ -53,24 +60,24 @@ class RegionRecorder:
         self.regions: Dict[int, np.ndarray] = {}    # epoch -> class index per grid cell, row = y
         self.accuracy: Dict[int, float] = {}        # epoch -> accuracy on (X, y)
 
-    def __call__(self, net, epoch: int) -> None:
+    def __call__(self, net: "Network", epoch: int) -> None:
         if epoch not in self.epochs:
             return
         self.regions[epoch] = np.argmax(net.predict(self._grid), axis=1).reshape(self._shape)
         self.accuracy[epoch] = float(np.mean(np.argmax(net.predict(self.X), axis=1) == self.y))
 
 
-def _colours(n_classes: int) -> Tuple[list, list]:
+def _colours(n_classes: int) -> Tuple[List[_RGB], List[_RGB]]:
     """(light region colours, dark point colours), one per class."""
     from matplotlib import colormaps
     from matplotlib.colors import to_rgb
 
-    dark = [to_rgb(c) for c in colormaps["tab10"].colors[:n_classes]]
-    light = [tuple(0.6 + 0.4 * v for v in c) for c in dark]
+    dark = [to_rgb(c) for c in colormaps["tab10"].colors[:n_classes]]  # type: ignore[attr-defined]  # a ListedColormap
+    light: List[_RGB] = [(0.6 + 0.4 * r, 0.6 + 0.4 * g, 0.6 + 0.4 * b) for r, g, b in dark]
     return light, dark
 
 
-def _draw_regions(ax, recorder: RegionRecorder, epoch: int) -> None:
+def _draw_regions(ax: Any, recorder: RegionRecorder, epoch: int) -> None:
     from matplotlib.colors import ListedColormap
 
     n_classes = int(max(recorder.y.max(), max(r.max() for r in recorder.regions.values()))) + 1
@@ -85,7 +92,7 @@ def _draw_regions(ax, recorder: RegionRecorder, epoch: int) -> None:
     ax.set_title(f"after epoch {epoch}: accuracy {recorder.accuracy[epoch]:.2f}", fontsize=10)
 
 
-def _draw_loss(ax, losses: Sequence[float], marked: Sequence[int] = ()) -> None:
+def _draw_loss(ax: Any, losses: Sequence[float], marked: Sequence[int] = ()) -> None:
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     epochs = np.arange(1, len(losses) + 1)
@@ -101,35 +108,35 @@ def _draw_loss(ax, losses: Sequence[float], marked: Sequence[int] = ()) -> None:
     ax.grid(True, which="both", linewidth=0.3)
 
 
-def _save(fig, path) -> None:
+def _save(fig: Any, path: _Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Any:
     require_matplotlib()
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=80, layout="constrained")
 
 
-def save_regions(path, recorder: RegionRecorder, epoch: int) -> None:
+def save_regions(path: _Path, recorder: RegionRecorder, epoch: int) -> None:
     """One PNG: the decision regions at `epoch` with the points."""
     fig = _figure(3.6, 3.6)
     _draw_regions(fig.subplots(), recorder, epoch)
     _save(fig, path)
 
 
-def save_loss(path, losses: Sequence[float], marked: Sequence[int] = ()) -> None:
+def save_loss(path: _Path, losses: Sequence[float], marked: Sequence[int] = ()) -> None:
     """One PNG: the loss of each epoch, with the epochs in `marked` circled."""
     fig = _figure(4.5, 3.4)
     _draw_loss(fig.subplots(), losses, marked)
     _save(fig, path)
 
 
-def save_learning(path, recorder: RegionRecorder, losses: Sequence[float]) -> None:
+def save_learning(path: _Path, recorder: RegionRecorder, losses: Sequence[float]) -> None:
     """One PNG, one row: the decision regions at each recorded epoch, then the loss curve."""
     epochs = [e for e in recorder.epochs if e in recorder.regions]
     fig = _figure(3.0 * (len(epochs) + 1.3), 3.2)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def _as_float32(v: float) -> float:
         return float(np.float32(v))
 
 
-def _onnx():
+def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
@@ -56,10 +56,10 @@ def _version() -> str:
 class _Graph:
     """Collects nodes and initializers; emits them into a standalone GraphProto or an skl2onnx container."""
 
-    def __init__(self, unique=None):
-        self.nodes: List[Tuple[str, List[str], List[str], dict]] = []
+    def __init__(self, unique: Optional[Callable[[str], str]] = None) -> None:
+        self.nodes: List[Tuple[str, List[str], List[str], Dict[str, Any]]] = []
         self.consts: List[Tuple[str, np.ndarray]] = []
-        self._used = set()
+        self._used: Set[str] = set()
         self._unique = unique
 
     def name(self, hint: str) -> str:
@@ -77,21 +77,22 @@ class _Graph:
         self.consts.append((name, value))
         return name
 
-    def node(self, op: str, inputs: List[str], out: Optional[str] = None, hint: str = "", **attrs) -> str:
+    def node(self, op: str, inputs: List[str], out: Optional[str] = None, hint: str = "", **attrs: Any) -> str:
         out = out if out is not None else self.name(hint or op.lower())
         self.nodes.append((op, list(inputs), [out], attrs))
         return out
 
 
-def _tensor(onnx, name: str, value: np.ndarray):
+def _tensor(onnx: Any, name: str, value: np.ndarray) -> Any:
     if value.dtype.kind in "OU":
         flat = [str(v).encode("utf-8") for v in value.ravel()]
         return onnx.helper.make_tensor(name, onnx.TensorProto.STRING, list(value.shape), flat)
     return onnx.numpy_helper.from_array(value, name)
 
 
-def _elem_type(onnx, dtype: np.dtype) -> int:
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+def _elem_type(onnx: Any, dtype: "np.dtype[Any]") -> int:
+    code: int = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    return code
 
 
 def _dense(g: _Graph, net: Network, x: str, out: str, prefix: str = "") -> str:
@@ -127,18 +128,18 @@ def _dense(g: _Graph, net: Network, x: str, out: str, prefix: str = "") -> str:
     return a
 
 
-def _check_opset(opset) -> int:
+def _check_opset(opset: object) -> int:
     from ._network import _integer
 
     onnx = _onnx()
     opset = _integer("opset", opset)
-    latest = onnx.defs.onnx_opset_version()
+    latest: int = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= latest:
         raise ValueError(f"opset: expected an integer in [{MIN_OPSET}, {latest}] (this onnx {onnx.__version__}), got {opset}")
     return opset
 
 
-def _model(g: _Graph, inputs, outputs, opset: int, doc: str, meta: Dict[str, str]):
+def _model(g: _Graph, inputs: List[Any], outputs: List[Any], opset: int, doc: str, meta: Dict[str, str]) -> Any:
     onnx = _onnx()
     h = onnx.helper
     nodes = [h.make_node(op, ins, outs, name=outs[0], **attrs) for op, ins, outs, attrs in g.nodes]
@@ -152,7 +153,7 @@ def _model(g: _Graph, inputs, outputs, opset: int, doc: str, meta: Dict[str, str
     return model
 
 
-def _network_model(net: Network, opset: int):
+def _network_model(net: Network, opset: int) -> Any:
     onnx = _onnx()
     h = onnx.helper
     et = _elem_type(onnx, net.dtype)
@@ -167,7 +168,7 @@ def _network_model(net: Network, opset: int):
     return _model(g, inputs, outputs, opset, doc, meta)
 
 
-def _estimator_kind(est) -> Tuple[Network, str]:
+def _estimator_kind(est: Any) -> Tuple[Network, str]:
     net = getattr(est, "network_", None)
     if net is None:
         raise ValueError(f"net_or_estimator: {type(est).__name__} is not fitted (it has no network_)")
@@ -176,7 +177,7 @@ def _estimator_kind(est) -> Tuple[Network, str]:
     return net, ("classifier" if hasattr(est, "classes_") else "regressor")
 
 
-def _class_labels(est) -> np.ndarray:
+def _class_labels(est: Any) -> np.ndarray:
     """classes_ as an int64 or a string array (the two label types of skl2onnx)."""
     classes = np.asarray(est.classes_)
     if classes.ndim != 1 or classes.size == 0:
@@ -190,7 +191,7 @@ def _class_labels(est) -> np.ndarray:
     return np.array([str(c) for c in classes.tolist()], dtype=object)
 
 
-def _estimator_graph(g: _Graph, est, x: str, outs: List[str], nocl: bool = False) -> None:
+def _estimator_graph(g: _Graph, est: Any, x: str, outs: List[str], nocl: bool = False) -> None:
     """The estimator's nodes from input x (already in the network's dtype) into the names outs.
 
     nocl (skl2onnx's option): the label is the class index, not the class itself."""
@@ -236,7 +237,7 @@ def _estimator_graph(g: _Graph, est, x: str, outs: List[str], nocl: bool = False
     g.node("Gather", [table, index], label, axis=0)
 
 
-def _estimator_model(est, opset: int):
+def _estimator_model(est: Any, opset: int) -> Any:
     onnx = _onnx()
     h = onnx.helper
     net, kind = _estimator_kind(est)
@@ -266,7 +267,7 @@ def _estimator_model(est, opset: int):
     return _model(g, inputs, outputs, opset, doc, {_META_LOSS: net.loss_name})
 
 
-def to_onnx(net_or_estimator, path=None, opset: int = 17):
+def to_onnx(net_or_estimator: Any, path: Union[str, "os.PathLike[str]", None] = None, opset: int = 17) -> Any:
     """Export a Network, or a fitted deltaprop scikit-learn estimator, as an ONNX model.
 
     Returns the ``onnx.ModelProto`` when ``path`` is None, else writes the file and returns None.
@@ -304,7 +305,7 @@ def to_onnx(net_or_estimator, path=None, opset: int = 17):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _skl2onnx_shape(operator) -> None:
+def _skl2onnx_shape(operator: Any) -> None:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType, StringTensorType
 
     est = operator.raw_operator
@@ -324,7 +325,7 @@ def _skl2onnx_shape(operator) -> None:
     operator.outputs[1].type = float_type([n, classes.size])
 
 
-def _skl2onnx_convert(scope, operator, container) -> None:
+def _skl2onnx_convert(scope: Any, operator: Any, container: Any) -> None:
     onnx = _onnx()
     est = operator.raw_operator
     net, kind = _estimator_kind(est)
@@ -355,7 +356,7 @@ def _skl2onnx_convert(scope, operator, container) -> None:
         container.add_node(op, ins, node_outs, name=scope.get_unique_operator_name("dp_" + op), **attrs)
 
 
-def register_skl2onnx(*estimator_classes) -> None:
+def register_skl2onnx(*estimator_classes: type) -> None:
     """Register deltaprop's estimators with skl2onnx so that ``skl2onnx.to_onnx(pipeline)`` converts them.
 
     Registers ``deltaprop.sklearn.MLPClassifier`` and ``MLPRegressor`` when that module is present, and any
@@ -370,10 +371,11 @@ def register_skl2onnx(*estimator_classes) -> None:
     from sklearn.base import ClassifierMixin
 
     classes = list(estimator_classes)
+    dp_sklearn: Any = None
     try:
         from . import sklearn as dp_sklearn
     except ImportError:
-        dp_sklearn = None
+        pass
     if dp_sklearn is not None:
         classes += [c for c in (getattr(dp_sklearn, "MLPClassifier", None), getattr(dp_sklearn, "MLPRegressor", None))
                     if c is not None and c not in classes]
@@ -396,18 +398,18 @@ _SUPPORTED = "Gemm, MatMul (+ Add), Add of a constant bias, Sigmoid, Tanh, Relu,
 
 
 class _Reader:
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         onnx = _onnx()
         self.onnx = onnx
         self.model = model
         g = model.graph
         self.g = g
-        self.opset = 1
+        self.opset: int = 1
         for o in model.opset_import:
             if o.domain in ("", "ai.onnx"):
                 self.opset = o.version
         self.nodes = list(g.node)
-        self.consts: Dict[str, object] = {}
+        self.consts: Dict[str, Any] = {}  # name -> TensorProto (initializer) or NodeProto (Constant)
         for t in g.initializer:
             self.consts[t.name] = t
         for i, n in enumerate(self.nodes):
@@ -466,7 +468,7 @@ class _Reader:
             raise ValueError(f"{who}: {what} {name!r} holds non-finite values")
         return arr
 
-    def attrs(self, i: int) -> dict:
+    def attrs(self, i: int) -> Dict[str, Any]:
         h = self.onnx.helper
         return {a.name: h.get_attribute_value(a) for a in self.nodes[i].attribute}
 
@@ -474,7 +476,7 @@ class _Reader:
         return [t for t in self.nodes[i].input if t and t not in self.consts]
 
 
-def _load(path_or_model):
+def _load(path_or_model: Any) -> Any:
     onnx = _onnx()
     if isinstance(path_or_model, onnx.ModelProto):
         return path_or_model
@@ -506,7 +508,7 @@ def _load(path_or_model):
     return model
 
 
-def _is_float_output(onnx, vi) -> bool:
+def _is_float_output(onnx: Any, vi: Any) -> bool:
     t = vi.type
     if t.WhichOneof("value") != "tensor_type":
         return False
@@ -516,7 +518,7 @@ def _is_float_output(onnx, vi) -> bool:
 def _target(r: _Reader) -> str:
     """The tensor the imported network computes: the one float output (a ZipMap's input stands for its output)."""
     onnx = r.onnx
-    found = []
+    found: List[str] = []
     for vi in r.g.output:
         name = vi.name
         i = r.producer.get(name)
@@ -547,7 +549,7 @@ def _one_minus(r: _Reader, t: str, p: str) -> bool:
     return one.dtype.kind == "f" and one.size == 1 and float(one.ravel()[0]) == 1.0
 
 
-def _leaky_where(r: _Reader, i: int):
+def _leaky_where(r: _Reader, i: int) -> Optional[Tuple[str, float]]:
     """Where(Greater(z, 0), z, Mul(z, s)) (deltaprop's export of a float64 slope): returns (z, s) or None."""
     n = r.nodes[i]
     if len(n.input) != 3:
@@ -573,10 +575,10 @@ def _leaky_where(r: _Reader, i: int):
     return z, float(s.ravel()[0])
 
 
-def _chain(r: _Reader, x: str, target: str) -> List[tuple]:
+def _chain(r: _Reader, x: str, target: str) -> List[Tuple[Any, ...]]:
     """The nodes from the input to the target, in order; each consumes the previous tensor and constants."""
-    chain = []
-    seen = set()
+    chain: List[Tuple[Any, ...]] = []
+    seen: Set[int] = set()
     t = target
     while t != x:
         i = r.producer.get(t)
@@ -619,7 +621,7 @@ def _bias(r: _Reader, name: str, n_out: int, who: str) -> np.ndarray:
     return np.broadcast_to(c.reshape(-1).astype(np.float64) if c.dtype == np.float16 else c.reshape(-1), (n_out,))
 
 
-def _input(r: _Reader):
+def _input(r: _Reader) -> Tuple[str, Optional[int]]:
     init_names = {t.name for t in r.g.initializer}
     inputs = [vi for vi in r.g.input if vi.name not in init_names]
     if len(inputs) != 1:
@@ -636,7 +638,7 @@ def _input(r: _Reader):
     return vi.name, width
 
 
-def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
+def from_onnx(path_or_model: Any, loss: Optional[str] = None, dtype: Any = None) -> Network:
     """Read a dense feed-forward ONNX graph into a Network (see docs/onnx.md for what is accepted).
 
     ``loss`` defaults to the one deltaprop recorded at export, else follows the output activation: softmax →
@@ -657,7 +659,7 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
     chain = _chain(r, x, target)
 
     # layers: [W (n_out, n_in), b (n_out,), activation, slope, index of the linear node, of the activation node]
-    layers: List[list] = []
+    layers: List[List[Any]] = []
     pending = False  # the last layer has no activation yet (an Add may still fold into its bias)
     after = None  # what closed the chain: None, or "binary"
     casts = []
@@ -752,7 +754,7 @@ def from_onnx(path_or_model, loss: Optional[str] = None, dtype=None) -> Network:
             cur = layers[-1][0].shape[0] if layers else width  # None: the input's width, known after the layers
             shape = r.array(n.input[1], who) if len(n.input) > 1 and n.input[1] in r.consts else None
             ok = shape is not None and shape.dtype.kind in "iu" and shape.shape == (2,)
-            if ok:
+            if ok and shape is not None:  # (ok implies it; said again for the type checker)
                 s0, s1 = int(shape[0]), int(shape[1])
                 keep_batch = s0 == -1 or (s0 == 0 and not a.get("allowzero", 0))
                 if keep_batch and s1 == -1:

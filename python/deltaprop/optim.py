@@ -44,7 +44,7 @@ class Optimizer:
         self._params: Dict[str, Any] = params
         _core.check_optimizer(self._native())  # the core's rules, with its messages
 
-    def _native(self, clip_norm: float = 0.0) -> Any:
+    def _native(self, clip_norm: float = 0.0) -> _core.Optimizer:
         o = _core.Optimizer(_KINDS[self.kind])
         p = self._params
         o.lr = p["lr"]
@@ -76,7 +76,7 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._params == self._params  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._params == self._params
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(sorted((k, str(v)) for k, v in self._params.items()))))

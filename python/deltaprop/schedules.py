@@ -62,7 +62,7 @@ class Schedule:
     def __init__(self, **params: Any) -> None:
         self._params: Dict[str, Any] = params
 
-    def _native(self, lr0: float) -> Any:
+    def _native(self, lr0: float) -> _core.Schedule:
         s = _core.Schedule(self._kind)
         for k, v in self._params.items():
             if k == "per":
@@ -85,7 +85,7 @@ class Schedule:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._params == self._params  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._params == self._params
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(sorted(self._params.items()))))

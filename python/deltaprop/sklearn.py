@@ -316,7 +316,7 @@ def _chunk_rows(n_features, batch):
     return max(batch, (_SPARSE_CHUNK // max(1, n_features)) // batch * batch)
 
 
-_BLAS = []
+_BLAS: list[Any] = []
 
 
 def _blas_controller():

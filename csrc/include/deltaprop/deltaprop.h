@@ -59,6 +59,9 @@
 extern "C" {
 #endif
 
+/* The version of deltaprop: the one place it is written. CMake (project VERSION, the package version
+   file, pkg-config), pyproject.toml (scikit-build-core's regex provider), dp_version() and Python's
+   deltaprop.__version__ all read these three lines; keep their form "#define DP_VERSION_X <digits>". */
 #define DP_VERSION_MAJOR 0
 #define DP_VERSION_MINOR 1
 #define DP_VERSION_PATCH 0
@@ -314,7 +317,7 @@ typedef struct dp_divergence {
 } dp_divergence;
 
 /* ---- library ---- */
-DP_API const char* dp_version(void);                /* "0.1.0" */
+DP_API const char* dp_version(void);                /* "MAJOR.MINOR.PATCH" of DP_VERSION_* */
 DP_API const char* dp_status_string(dp_status status);
 DP_API const char* dp_last_error(void);             /* message of the last failure on this thread, "" if none */
 DP_API dp_sgd dp_sgd_default(void);                 /* lr 0.01, everything else 0 */
