@@ -573,9 +573,11 @@ class Network:
             return self.history
         return self._fit_run(p)
 
-    def _fit_prepare(self, X, Y, epochs, batch_size, lr, momentum, nesterov, l2, weight_decay, shuffle, seed,
-                     callback, verbose, optimizer, schedule, clip_norm, sample_weight, validation_data,
-                     validation_split, early_stopping, patience, min_delta, monitor, restore_best, callbacks):
+    def _fit_prepare(self, X: Any, Y: Any, epochs: Any, batch_size: Any, lr: Any, momentum: Any, nesterov: Any,
+                     l2: Any, weight_decay: Any, shuffle: Any, seed: Any, callback: Any, verbose: Any,
+                     optimizer: Any, schedule: Any, clip_norm: Any, sample_weight: Any, validation_data: Any,
+                     validation_split: Any, early_stopping: Any, patience: Any, min_delta: Any, monitor: Any,
+                     restore_best: Any, callbacks: Any) -> SimpleNamespace:
         """fit's arguments checked and converted (nothing changed in the net)."""
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
@@ -642,7 +644,7 @@ class Network:
                                min_delta=min_delta, restore_best=bool(restore_best), callback=callback,
                                callbacks=callbacks, verbose=verbose, seed=seed)
 
-    def _fit_run(self, p, dist=None) -> History:
+    def _fit_run(self, p: SimpleNamespace, dist: Any = None) -> History:
         """The native loop over prepared arguments; dist: a deltaprop.distributed session (or None)."""
         X, Yc, w, Xv, Yv, wv = p.X, p.Y, p.w, p.Xv, p.Yv, p.wv
         epochs, callback, callbacks = p.epochs, p.callback, p.callbacks

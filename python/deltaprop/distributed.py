@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ _OPTIMIZER_FIELDS = ("kind", "lr", "momentum", "nesterov", "weight_decay", "beta
                      "eps_hat", "clip_norm")
 
 
-def _mpi():
+def _mpi() -> Any:
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -64,21 +64,22 @@ def _mix(seed: int, rank: int) -> int:
     return (seed ^ (rank * 0x9E3779B97F4A7C15)) % 2**64
 
 
-def _crc(*arrays) -> str:
+def _crc(*arrays: Optional[np.ndarray]) -> str:
     h = hashlib.blake2b(digest_size=8)
     for a in arrays:
         if a is None:
             h.update(b"-")
         else:
             h.update(str((a.dtype.str, a.shape)).encode())
-            h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+            h.update(np.ascontiguousarray(a).data)
     return h.hexdigest()
 
 
 class _Session:
     """One distributed fit call: the reduction the native loop calls each step and the agreements."""
 
-    def __init__(self, MPI, comm, net, ordered: bool, sharded: bool, steps: int, chunk_rows: int) -> None:
+    def __init__(self, MPI: Any, comm: Any, net: Any, ordered: bool, sharded: bool, steps: int,
+                 chunk_rows: int) -> None:
         self.MPI = MPI
         self.comm = comm
         self.rank = comm.Get_rank()
@@ -92,7 +93,7 @@ class _Session:
         self.interrupted = False
         self._layouts: Dict[int, Any] = {}
 
-    def native(self):
+    def native(self) -> Tuple[Any, ...]:
         return (self.reduce, _ORDERED if self.ordered else _SUM, self.rank, self.size, self.sharded, self.steps,
                 self.chunk_rows)
 
@@ -100,7 +101,7 @@ class _Session:
         if self.error is None:
             self.error = e
 
-    def _layout(self, n_slots: int):
+    def _layout(self, n_slots: int) -> Tuple[np.ndarray, np.ndarray]:
         """Slots per rank and their offsets: one each (sharded) or chunks [C r / p, C (r + 1) / p)."""
         lay = self._layouts.get(n_slots)
         if lay is None:
@@ -112,7 +113,8 @@ class _Session:
             lay = self._layouts[n_slots] = (counts, displs)
         return lay
 
-    def reduce(self, grads, stats, first: int, count: int, batch) -> bool:
+    def reduce(self, grads: Optional[np.ndarray], stats: np.ndarray, first: int, count: int,
+               batch: Optional[int]) -> bool:
         """Called by the native loop once per step (batch: its index) and, with sharded validation data,
         once per epoch (batch None, grads None). Returns True to stop every rank before the update."""
         MPI, comm = self.MPI, self.comm
@@ -138,7 +140,7 @@ class _Session:
         return bool(flag[0])
 
 
-def _agree_errors(comm, error: Optional[BaseException], what: str) -> None:
+def _agree_errors(comm: Any, error: Optional[BaseException], what: str) -> None:
     """Every rank learns whether any rank failed; a failed rank raises its own error, the others a
     RankError naming the first failed rank."""
     desc = None if error is None else f"{type(error).__name__}: {error}"
@@ -150,7 +152,7 @@ def _agree_errors(comm, error: Optional[BaseException], what: str) -> None:
             raise RankError(f"rank {r} raised {d} ({what}); every rank stopped", r, d)
 
 
-def _settings(net, p, reduction: str, data: str, chunk_rows: int) -> Dict[str, Any]:
+def _settings(net: Any, p: Any, reduction: str, data: str, chunk_rows: int) -> Dict[str, Any]:
     """What must be the same on every rank (the data too, when replicated)."""
     s: Dict[str, Any] = {
         "architecture": (tuple(net._sizes), tuple(net._acts), net._loss, str(net._dtype)),
@@ -168,7 +170,7 @@ def _settings(net, p, reduction: str, data: str, chunk_rows: int) -> Dict[str, A
     return s
 
 
-def _broadcast_state(MPI, comm, net) -> bytes:
+def _broadcast_state(MPI: Any, comm: Any, net: Any) -> bytes:
     """Rank 0's parameters, optimizer state and generator onto every rank; returns the model bytes."""
     data = net._core.to_bytes(True) if comm.Get_rank() == 0 else None
     size = comm.bcast(len(data) if data is not None else None, root=0)
@@ -179,7 +181,7 @@ def _broadcast_state(MPI, comm, net) -> bytes:
     return buf.tobytes()
 
 
-def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> History:
+def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: Dict[str, Any]) -> History:
     """Network.fit with comm= (see the module's docstring)."""
     MPI = _mpi()
     if not isinstance(comm, MPI.Intracomm):
@@ -188,7 +190,7 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
 
     rank, size = comm.Get_rank(), comm.Get_size()
     error: Optional[BaseException] = None
-    p = None
+    p: Any = None
     try:
         reduction = _choice("reduction", reduction, REDUCTIONS)
         data = _choice("data", data, DATA)
@@ -231,14 +233,15 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
         if p.seed is not None:
             net._core.seed(p.seed)
     if p.epochs == 0:
-        net.history = History()
-        return net.history
+        empty = History()
+        net.history = empty
+        return empty
 
     sess = _Session(MPI, comm, net, reduction == "reproducible", sharded, steps, chunk_rows or 0)
     old_handler = None
     main = threading.current_thread() is threading.main_thread()
     if main:  # Ctrl-C: a flag that the next reduction carries to every rank (no exception mid-collective)
-        def on_sigint(signum, frame):
+        def on_sigint(signum: int, frame: Any) -> None:
             sess.interrupted = True
         old_handler = signal.signal(signal.SIGINT, on_sigint)
     outcome: Optional[BaseException] = None
@@ -279,7 +282,8 @@ def _fit(net, comm, reduction, data, chunk_rows, args: Dict[str, Any]) -> Histor
     if outcome is not None:
         raise outcome
     if interrupted:  # Ctrl-C on some rank, seen by every rank after the same step or epoch
-        err = KeyboardInterrupt()
-        err.history = net.history  # type: ignore[attr-defined]
-        raise err
-    return net.history
+        interrupt = KeyboardInterrupt()
+        interrupt.history = net.history  # type: ignore[attr-defined]
+        raise interrupt
+    done: History = net.history
+    return done
