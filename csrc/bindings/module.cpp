@@ -235,6 +235,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("get_num_threads", [] { return deltaprop::num_threads(); });
     m.def("set_kernel_level", [](int level) { deltaprop::set_kernel_level(static_cast<dp_kernel_level>(level)); }, py::arg("level"));
     m.def("get_kernel_level", [] { return static_cast<int>(deltaprop::kernel_level()); });
+    // What the library ignored or clamped of DELTAPROP_KERNEL / DELTAPROP_NUM_THREADS (None if nothing).
+    m.def("env_warning", []() -> py::object {
+        const char* w = dp_env_warning();
+        return w ? py::object(py::str(w)) : py::object(py::none());
+    });
 
     py::class_<PyNet>(m, "Net")
         .def(py::init([](const std::vector<std::size_t>& sizes, const std::vector<int>& acts,

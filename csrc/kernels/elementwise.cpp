@@ -1,28 +1,42 @@
 // SPDX-License-Identifier: MIT
-// Portable build of the elementwise kernels, and the dispatch to the best build for this CPU.
-#include <algorithm>
-#include <cmath>
+// Entry points of the elementwise kernels: large passes split over the thread pool, each piece run by the
+// build that dispatch.h chooses for Family::elementwise.
+#include <cassert>
 #include <cstddef>
 
-namespace deltaprop::kernels::portable {
-template <class T>
-void exp_inplace(T* x, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
-}
-inline void log1p_unit_inplace(double* x, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) x[i] = std::log1p(x[i]);
-}
-}  // namespace deltaprop::kernels::portable
-
-#define DP_ISA_NS portable
-#include "kernels/elementwise_impl.h"
-#undef DP_ISA_NS
-
-#include "kernels/elementwise_isa.h"
-#include "kernels/gemm.h"
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 #include "kernels/threadpool.h"
 
 namespace deltaprop::kernels {
+
+// The builds' tables (elementwise_impl.h).
+namespace portable {
+extern const ElementwiseKernels<float> kernels_f32;
+extern const ElementwiseKernels<double> kernels_f64;
+}  // namespace portable
+#if defined(DP_X86)
+namespace avx2 {
+extern const ElementwiseKernels<float> kernels_f32;
+extern const ElementwiseKernels<double> kernels_f64;
+}  // namespace avx2
+#endif
+
+template <class T>
+const ElementwiseKernels<T>& elementwise_kernels(Level l) {
+    constexpr bool f32 = sizeof(T) == sizeof(float);
+#if defined(DP_X86)
+    if (l >= Level::avx2) {
+        if constexpr (f32) return avx2::kernels_f32;
+        else return avx2::kernels_f64;
+    }
+#endif
+    (void)l;
+    if constexpr (f32) return portable::kernels_f32;
+    else return portable::kernels_f64;
+}
+template const ElementwiseKernels<float>& elementwise_kernels<float>(Level);
+template const ElementwiseKernels<double>& elementwise_kernels<double>(Level);
 
 namespace {
 // Large passes are split over the thread pool in tasks of about kGrain elements whose boundaries depend
@@ -35,7 +49,7 @@ void over_rows(std::size_t rows, std::size_t cols, F&& f) {
     const std::size_t per = cols >= kGrain ? 1 : kGrain / (cols ? cols : 1);
     const std::size_t tasks = (rows + per - 1) / per;
     if (tasks <= 1) return f(std::size_t(0), rows);
-    parallel_for(tasks, [&](std::size_t t) { f(t * per, std::min(rows, (t + 1) * per)); });
+    parallel_for(tasks, [&](std::size_t t) { f(t * per, (t + 1) * per < rows ? (t + 1) * per : rows); });
 }
 
 // f(i0, i1) over ranges of [0, n)
@@ -43,84 +57,89 @@ template <class F>
 void over_range(std::size_t n, F&& f) {
     const std::size_t tasks = (n + kGrain - 1) / kGrain;
     if (tasks <= 1) return f(std::size_t(0), n);
-    parallel_for(tasks, [&](std::size_t t) { f(t * kGrain, std::min(n, (t + 1) * kGrain)); });
+    parallel_for(tasks, [&](std::size_t t) { f(t * kGrain, (t + 1) * kGrain < n ? (t + 1) * kGrain : n); });
 }
 
-inline bool use_avx2() {
-#if defined(DP_X86)
-    return level() >= Level::avx2;
-#else
-    return false;
-#endif
+template <class T>
+inline const ElementwiseKernels<T>& build() {
+    return elementwise_kernels<T>(level(Family::elementwise));
 }
 }  // namespace
 
-#if defined(DP_X86)
-#define DP_DISPATCH(fn, ...) \
-    (use_avx2() ? avx2::fn(__VA_ARGS__) : portable::fn(__VA_ARGS__))
-#else
-#define DP_DISPATCH(fn, ...) portable::fn(__VA_ARGS__)
-#endif
+#define DP_DISPATCH(fn, ...) build<T>().fn(__VA_ARGS__)
 
-void softplus(const double* z, double* out, std::size_t n) { DP_DISPATCH(softplus, z, out, n); }
+void softplus(const double* z, double* out, std::size_t n) {
+    assert(n == 0 || (z && out && (out + n <= z || z + n <= out)));
+    build<double>().softplus(z, out, n);
+}
 
 template <class T>
 void bias_activation(Act act, T slope, const T* b, T* z, T* a, std::size_t rows, std::size_t cols) {
+    assert(rows == 0 || cols == 0 || (b && z && a));
     over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        DP_DISPATCH(bias_activation<T>, act, slope, b, z + r0 * cols, a + r0 * cols, r1 - r0, cols);
+        DP_DISPATCH(bias_activation, act, slope, b, z + r0 * cols, a + r0 * cols, r1 - r0, cols);
     });
 }
 template <class T>
 void mul_activation_grad(Act act, T slope, const T* z, const T* a, T* delta, std::size_t rows,
                          std::size_t cols) {
+    assert(act != Act::softmax && (rows == 0 || cols == 0 || (z && a && delta)));
     over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        DP_DISPATCH(mul_activation_grad<T>, act, slope, z + r0 * cols, a + r0 * cols,
+        DP_DISPATCH(mul_activation_grad, act, slope, z + r0 * cols, a + r0 * cols,
                     delta + r0 * cols, r1 - r0, cols);
     });
 }
 template <class T>
 void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t ld, std::size_t rows,
                            std::size_t cols) {
-    DP_DISPATCH(bias_activation_block<T>, act, slope, b, z, a, ld, rows, cols);
+    assert(act != Act::softmax && ld >= cols && (rows == 0 || cols == 0 || (b && z && a)));
+    DP_DISPATCH(bias_activation_block, act, slope, b, z, a, ld, rows, cols);
 }
 template <class T>
 void mul_activation_grad_block(Act act, T slope, const T* z, const T* a, T* delta, std::size_t ld,
                                std::size_t rows, std::size_t cols) {
-    DP_DISPATCH(mul_activation_grad_block<T>, act, slope, z, a, delta, ld, rows, cols);
+    assert(act != Act::softmax && ld >= cols && (rows == 0 || cols == 0 || (z && a && delta)));
+    DP_DISPATCH(mul_activation_grad_block, act, slope, z, a, delta, ld, rows, cols);
 }
 template <class T>
 void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols) {
+    assert(rows == 0 || cols == 0 || (a && delta));
     over_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
-        DP_DISPATCH(softmax_backward<T>, a + r0 * cols, delta + r0 * cols, r1 - r0, cols);
+        DP_DISPATCH(softmax_backward, a + r0 * cols, delta + r0 * cols, r1 - r0, cols);
     });
 }
 template <class T>
 void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bool accumulate, T* db) {
-    DP_DISPATCH(column_sums<T>, delta, rows, cols, alpha, accumulate, db);
+    assert(cols == 0 || (db && (rows == 0 || delta)));
+    DP_DISPATCH(column_sums, delta, rows, cols, alpha, accumulate, db);
 }
 template <class T>
 void axpy(std::size_t n, T coef, const T* x, T* y) {
+    assert(n == 0 || (x && y));
     over_range(n, [&](std::size_t i0, std::size_t i1) {
-        DP_DISPATCH(axpy<T>, i1 - i0, coef, x + i0, y + i0);
+        DP_DISPATCH(axpy, i1 - i0, coef, x + i0, y + i0);
     });
 }
 template <class T>
 void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, const T* grad, T* w,
               T* v) {
+    assert(n == 0 || (grad && w && (momentum == T(0) || v)));
     over_range(n, [&](std::size_t i0, std::size_t i1) {
-        DP_DISPATCH(sgd_step<T>, i1 - i0, lr, momentum, nesterov, weight_decay, grad + i0, w + i0,
+        DP_DISPATCH(sgd_step, i1 - i0, lr, momentum, nesterov, weight_decay, grad + i0, w + i0,
                     v + i0);
     });
 }
 template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
                    T* db, T* b) {
-    DP_DISPATCH(online_update<T>, rows, cols, lr, delta, x, dW, W, db, b);
+    assert(rows == 0 || (delta && db && b && (cols == 0 || (x && dW && W))));
+    DP_DISPATCH(online_update, rows, cols, lr, delta, x, dW, W, db, b);
 }
 template <class T>
 void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2coef, T lr, T momentum,
                         bool nesterov, T weight_decay, T* dW, T* W, T* v) {
-    DP_DISPATCH(param_update_block<T>, rows, cols, ld, l2coef, lr, momentum, nesterov, weight_decay, dW,
+    assert(ld >= cols && (rows == 0 || cols == 0 || (dW && W && (momentum == T(0) || v))));
+    DP_DISPATCH(param_update_block, rows, cols, ld, l2coef, lr, momentum, nesterov, weight_decay, dW,
                 W, v);
 }
 #undef DP_DISPATCH

@@ -4,6 +4,8 @@
 // gradient, SGD update. Row-major [rows, cols]; inputs are trusted (validated by the caller).
 #include <cstddef>
 
+#include "kernels/dispatch.h"
+
 namespace deltaprop::kernels {
 
 enum class Act { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5 };
@@ -60,5 +62,30 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
 template <class T>
 void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2coef, T lr, T momentum,
                         bool nesterov, T weight_decay, T* dW, T* W, T* v);
+
+// The instruction-set builds behind the entry points above, one table per build: each entry has the type
+// of the entry point it backs (so every kernel's signature is written once, above). The entry points
+// split large passes over the thread pool and call the build that dispatch.h chooses for
+// Family::elementwise; the tests call a build directly.
+template <class T>
+struct ElementwiseKernels {
+    decltype(&kernels::bias_activation<T>) bias_activation;
+    decltype(&kernels::mul_activation_grad<T>) mul_activation_grad;
+    decltype(&kernels::bias_activation_block<T>) bias_activation_block;
+    decltype(&kernels::mul_activation_grad_block<T>) mul_activation_grad_block;
+    decltype(&kernels::softmax_backward<T>) softmax_backward;
+    decltype(&kernels::column_sums<T>) column_sums;
+    decltype(&kernels::axpy<T>) axpy;
+    decltype(&kernels::softplus) softplus;
+    decltype(&kernels::sgd_step<T>) sgd_step;
+    decltype(&kernels::online_update<T>) online_update;
+    decltype(&kernels::param_update_block<T>) param_update_block;
+};
+
+// The build for level l: the best one this library has at or below l (l must be one the CPU supports).
+template <class T>
+const ElementwiseKernels<T>& elementwise_kernels(Level l);
+extern template const ElementwiseKernels<float>& elementwise_kernels<float>(Level);
+extern template const ElementwiseKernels<double>& elementwise_kernels<double>(Level);
 
 }  // namespace deltaprop::kernels

@@ -2,12 +2,25 @@
 // The elementwise kernels, compiled once per ISA level: the including file defines DP_ISA_NS (the
 // namespace) and provides exp_inplace<T>(T* x, size_t n) (x[i] = exp(x[i])) and
 // log1p_unit_inplace(double* x, size_t n) (x[i] = log1p(x[i]) for x[i] in [0, 1]) in that namespace.
-#include <algorithm>
-#include <cmath>
+// It gets the tables DP_ISA_NS::kernels_f32 and kernels_f64 (elementwise.h, ElementwiseKernels).
+//
+// As in gemm_impl.h, this code is compiled with each level's target flags, so it must not emit a
+// function that another translation unit could also emit (the linker keeps one copy of such a function,
+// maybe the one built for a wider instruction set): the kernels sit in an anonymous namespace, and they
+// call no C++ standard-library function template or inline function (std::max, std::copy, std::tanh
+// ...), only the C library's functions and their own code.
+#include <math.h>
+
+#include <cassert>
+#include <cstddef>
 
 #include "kernels/elementwise.h"
 
 namespace deltaprop::kernels::DP_ISA_NS {
+namespace {
+
+inline float tanh_of(float x) { return ::tanhf(x); }
+inline double tanh_of(double x) { return ::tanh(x); }
 
 template <class T>
 void sigmoid_rows(const T* z, T* a, std::size_t n) {
@@ -19,17 +32,19 @@ void sigmoid_rows(const T* z, T* a, std::size_t n) {
 
 void softplus(const double* z, double* out, std::size_t n) {
     // max(z, 0) + log1p(exp(-|z|)): no overflow, and exp(-|z|) is in (0, 1]
-    for (std::size_t i = 0; i < n; ++i) out[i] = -std::fabs(z[i]);
+    for (std::size_t i = 0; i < n; ++i) out[i] = -__builtin_fabs(z[i]);
     exp_inplace(out, n);
     log1p_unit_inplace(out, n);
-    for (std::size_t i = 0; i < n; ++i) out[i] += std::max(z[i], 0.0);
+    for (std::size_t i = 0; i < n; ++i) out[i] += z[i] < 0.0 ? 0.0 : z[i];
 }
 
 template <class T>
 void softmax_rows(T* a, std::size_t rows, std::size_t cols) {
     for (std::size_t r = 0; r < rows; ++r) {
         T* row = a + r * cols;
-        const T m = *std::max_element(row, row + cols);
+        T m = row[0];  // the first largest
+        for (std::size_t c = 1; c < cols; ++c)
+            if (m < row[c]) m = row[c];
         // a[c] = exp(z[c] - max) / sum_k exp(z[k] - max)
         for (std::size_t c = 0; c < cols; ++c) row[c] -= m;
         exp_inplace(row, cols);
@@ -57,13 +72,14 @@ void bias_activation_block(Act act, T slope, const T* b, T* z, T* a, std::size_t
         switch (act) {
             case Act::identity:
             case Act::softmax:
-                if (ar != zr) std::copy(zr, zr + cols, ar);
+                if (ar != zr)
+                    for (std::size_t c = 0; c < cols; ++c) ar[c] = zr[c];
                 break;
             case Act::sigmoid:
                 sigmoid_rows(zr, ar, cols);
                 break;
             case Act::tanh:
-                for (std::size_t c = 0; c < cols; ++c) ar[c] = std::tanh(zr[c]);
+                for (std::size_t c = 0; c < cols; ++c) ar[c] = tanh_of(zr[c]);
                 break;
             case Act::relu:
                 for (std::size_t c = 0; c < cols; ++c) ar[c] = zr[c] > T(0) ? zr[c] : T(0);
@@ -133,7 +149,7 @@ void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bo
     constexpr std::size_t kChunk = 256;
     T s[kChunk];
     for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
-        const std::size_t nc = std::min(kChunk, cols - c0);
+        const std::size_t nc = cols - c0 < kChunk ? cols - c0 : kChunk;
         for (std::size_t c = 0; c < nc; ++c) s[c] = T(0);
         for (std::size_t r = 0; r < rows; ++r) {
             const T* d = delta + r * cols + c0;
@@ -209,22 +225,15 @@ void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, con
     }
 }
 
-#define DP_ELEMENTWISE_INSTANTIATE(T)                                                               \
-    template void bias_activation<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t);           \
-    template void mul_activation_grad<T>(Act, T, const T*, const T*, T*, std::size_t, std::size_t); \
-    template void bias_activation_block<T>(Act, T, const T*, T*, T*, std::size_t, std::size_t,      \
-                                           std::size_t);                                            \
-    template void mul_activation_grad_block<T>(Act, T, const T*, const T*, T*, std::size_t,         \
-                                               std::size_t, std::size_t);                           \
-    template void softmax_backward<T>(const T*, T*, std::size_t, std::size_t);                      \
-    template void column_sums<T>(const T*, std::size_t, std::size_t, T, bool, T*);                  \
-    template void axpy<T>(std::size_t, T, const T*, T*);                                            \
-    template void sgd_step<T>(std::size_t, T, T, bool, T, const T*, T*, T*);                        \
-    template void online_update<T>(std::size_t, std::size_t, T, const T*, const T*, T*, T*, T*, T*); \
-    template void param_update_block<T>(std::size_t, std::size_t, std::size_t, T, T, T, bool, T, T*, \
-                                        T*, T*);
-DP_ELEMENTWISE_INSTANTIATE(float)
-DP_ELEMENTWISE_INSTANTIATE(double)
-#undef DP_ELEMENTWISE_INSTANTIATE
+}  // namespace
+
+#define DP_ELEMENTWISE_TABLE(T)                                                                      \
+    {bias_activation<T>,       mul_activation_grad<T>, bias_activation_block<T>,                       \
+     mul_activation_grad_block<T>, softmax_backward<T>, column_sums<T>,                                \
+     axpy<T>,                  softplus,               sgd_step<T>,                                    \
+     online_update<T>,         param_update_block<T>}
+extern const ElementwiseKernels<float> kernels_f32 = DP_ELEMENTWISE_TABLE(float);
+extern const ElementwiseKernels<double> kernels_f64 = DP_ELEMENTWISE_TABLE(double);
+#undef DP_ELEMENTWISE_TABLE
 
 }  // namespace deltaprop::kernels::DP_ISA_NS

@@ -95,7 +95,7 @@ struct F64x4 {
 struct Avx2F32 {
     using S = F32x8;
     static constexpr int MR = 6, NV = 2;
-    static constexpr size_t KC = 256, MC = 144, NC = 4080;
+    static constexpr bool A_IN_PLACE = true;
     static constexpr int DIRECT_B_MMAX = 64, MR_ALT = 5, TALL_NMAX = 4 * NV * S::W;
     static constexpr int DOT_MMAX = 32, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 3, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 64, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 3;
@@ -103,7 +103,7 @@ struct Avx2F32 {
 struct Avx2F64 {
     using S = F64x4;
     static constexpr int MR = 6, NV = 2;
-    static constexpr size_t KC = 256, MC = 72, NC = 2040;
+    static constexpr bool A_IN_PLACE = true;
     static constexpr int DIRECT_B_MMAX = 64, MR_ALT = 5, TALL_NMAX = 4 * NV * S::W;
     static constexpr int DOT_MMAX = 32, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 3, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 64, AXPY_KMAX = 16, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 3;

@@ -7,14 +7,15 @@
 // unit has its own private copy: no AVX code can reach another unit through the linker's merging of
 // inline functions. For the same reason these templates use no standard-library function templates.
 //
-// Algorithm (Goto / BLIS): C is covered by tiles of whole MR x NR micro-tiles. For each K block (<= KC,
+// Algorithm (Goto / BLIS): C is covered by tiles of whole MR x NR micro-tiles. For each K block (<= kc,
 // all blocks near-equal) op(A) is packed into MR-tall slivers and op(B) into NR-wide slivers, and the
 // register-blocked micro-kernel runs over the tiles. Two ways to share the work: many row blocks (large
 // M): the op(B) panel is packed once, in parallel, and each task packs and runs its own row block of
 // op(A); few row blocks (small batches): op(A) is packed once and each task packs and runs its own column
 // chunk of op(B). With op(B) = B and few rows, full B slivers are read in place (no packing). Packing
 // reads only the caller's elements and zero-pads, so the micro-kernel never needs bounds checks except on
-// the final (masked) store. Tile boundaries and K blocks depend only on (M, N, K), and K is never split
+// the final (masked) store. Tile boundaries and K blocks depend only on (M, N, K) and the cache sizes
+// (never on the thread count), and K is never split
 // between tasks, so every element of C is computed by the same instruction sequence whatever the thread
 // count: results are bitwise identical for any thread count. An optional epilogue (gemm.h) runs on each
 // finished block right after its last K block, on the thread that computed it.
@@ -35,6 +36,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/threadpool.h"
 
@@ -103,6 +105,34 @@ inline bool rows_fit_l1(size_t stride, size_t rows) {
         a = r;
     }
     return (64 / b) * 8 >= rows;
+}
+
+// Cache blocking of the packed GEMM, derived once per level and dtype from the cache sizes the CPU
+// reports (dispatch.h), for a micro-tile of MR x NR elements of `bytes` bytes:
+//  - kc: the packed op(B) sliver (kc x NR), re-read by every micro-tile of a row block, takes half of
+//    L1d; the other half streams the op(A) slivers and C;
+//  - mc: the packed op(A) block (mc x kc), re-read for every sliver of op(B), takes 9/32 of L2 (the rest:
+//    the op(B) slivers passing through, C, and what the epilogue touches);
+//  - nc: the packed op(B) panel (kc x nc), shared by the row blocks, takes a quarter of L3.
+// On a core with 32 KiB L1d and 512 KiB L2 these give the constants the AVX2 kernels were first tuned
+// with (kc 256, mc 144 for float32); benchmarks/gemm_bench.cpp ("levels") measures them.
+struct Blocking {
+    size_t kc, mc, nc;
+};
+inline Blocking make_blocking(size_t MR, size_t NR, size_t bytes) {
+    const CpuInfo& c = cpu();
+    size_t kc = c.l1d / 2 / (NR * bytes) / 16 * 16;
+    kc = kc < 64 ? 64 : kc > 1024 ? 1024 : kc;
+    size_t mc = c.l2 / 32 * 9 / (kc * bytes) / MR * MR;
+    mc = mc < 2 * MR ? 2 * MR : mc > 256 * MR ? 256 * MR : mc;
+    size_t nc = c.l3 / 4 / (kc * bytes) / NR * NR;
+    nc = nc < 16 * NR ? 16 * NR : nc > 8192 * NR ? 8192 * NR : nc;
+    return Blocking{kc, mc, nc};
+}
+template <class Cfg>
+const Blocking& blocking() {
+    static const Blocking b = make_blocking(Cfg::MR, Cfg::NV * Cfg::S::W, sizeof(typename Cfg::S::T));
+    return b;
 }
 
 // Calls f(std::integral_constant<int, n>) for a runtime 1 <= n <= N.
@@ -416,7 +446,7 @@ inline void axpy_block(size_t K, const typename S::T* A, size_t rs, size_t cs, c
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Cfg provides: S (SIMD trait), MR, MR_ALT, NV (NR = NV * W), KC, MC, NC, TALL_NMAX, DIRECT_B_MMAX, DOT_MMAX, DOT_NMAX,
+// Cfg provides: S (SIMD trait), MR, MR_ALT, NV (NR = NV * W), TALL_NMAX, DIRECT_B_MMAX, DOT_MMAX, DOT_NMAX,
 // DOT1_JB, DOT_IB, DOT_JB,
 // AXPY_MMAX, AXPY_KMAX, AXPY1_JV, AXPY_IB, AXPY_JV.
 
@@ -535,13 +565,15 @@ void gemm_packed(const GemmArgs<T>& g) {
     using S = typename Cfg::S;
     constexpr size_t MR = MR_, NR = Cfg::NV * S::W;
     const size_t M = g.M, N = g.N, K = g.K;
-    // Shape-only blocking: near-equal K blocks <= KC, N panels <= NC, M blocks <= MC.
+    // Blocking from the shape and the caches (never the thread count): near-equal K blocks <= kc, N
+    // panels <= nc, M blocks <= mc.
     // Few rows of op(A) (a small batch): longer K blocks, fewer hand-offs (the packed op(B) sliver of a
     // K block is re-read by only a few micro-tiles, from L2).
-    const size_t kc_max = ceil_div(M, Cfg::MC) < 8 && !g.trans_a ? 4 * Cfg::KC : Cfg::KC;
+    const Blocking& bl = blocking<Cfg>();
+    const size_t kc_max = ceil_div(M, bl.mc) < 8 && !g.trans_a ? 4 * bl.kc : bl.kc;
     const size_t nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb);
-    const size_t nnb = ceil_div(N, Cfg::NC), ncb = round_up(ceil_div(N, nnb), NR);
-    size_t nmb = ceil_div(M, Cfg::MC), mcb = round_up(ceil_div(M, nmb), MR);
+    const size_t nnb = ceil_div(N, bl.nc), ncb = round_up(ceil_div(N, nnb), NR);
+    size_t nmb = ceil_div(M, bl.mc), mcb = round_up(ceil_div(M, nmb), MR);
     // A parameter gradient, dW = delta^T x, over one K block (a mini-batch): cut by rows of dW, the
     // rows of W that the forward product x W^T cuts by its columns, so that each thread updates the
     // rows of W it reads in the forward pass; B (x) is read in place, so nothing packed is shared.
@@ -616,7 +648,7 @@ void gemm_packed(const GemmArgs<T>& g) {
             const bool last_k = pc + kc == K;
             T* pa_all = nullptr;
             // few rows of op(A) = A: the micro-kernel reads them in place (no serial packing)
-            const bool a_in_place = by_columns && !g.trans_a;
+            const bool a_in_place = by_columns && !g.trans_a && Cfg::A_IN_PLACE;
             if (by_columns && !a_in_place) {
                 // Pack op(A)[:, pc:pc+kc] once, in parallel. Sliver s holds rows [s*MR, s*MR + MR).
                 const size_t a_slivers = ceil_div(M, MR);
@@ -723,7 +755,7 @@ void gemm_tall(const GemmArgs<T>& g) {
     using S = typename Cfg::S;
     constexpr size_t MR = Cfg::MR, W = S::W, NR = Cfg::NV * W;
     const size_t M = g.M, N = g.N, K = g.K;
-    const size_t nkb = ceil_div(K, Cfg::KC), kcb = ceil_div(K, nkb);
+    const size_t nkb = ceil_div(K, blocking<Cfg>().kc), kcb = ceil_div(K, nkb);
     const size_t ns = ceil_div(N, NR), block = ns * NR * kcb;  // packed elements per K block
     T* pb = static_cast<T*>(scratch(0, nkb * block * sizeof(T)));
     if (!pb) {

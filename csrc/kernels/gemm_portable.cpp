@@ -29,7 +29,7 @@ template <class T>
 struct Portable {
     using S = Scalar<T>;
     static constexpr int MR = 4, NV = 8;
-    static constexpr size_t KC = 256, MC = 128, NC = 4096;
+    static constexpr bool A_IN_PLACE = true;
     static constexpr int DIRECT_B_MMAX = 64, MR_ALT = 4, TALL_NMAX = 4 * NV * S::W;
     static constexpr int DOT_MMAX = 4, DOT_NMAX = 32, DOT1_JB = 8, DOT_IB = 2, DOT_JB = 4;
     static constexpr int AXPY_MMAX = 4, AXPY_KMAX = 4, AXPY1_JV = 8, AXPY_IB = 4, AXPY_JV = 4;

@@ -18,14 +18,18 @@
 #include "kernels/threadpool.h"
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -54,12 +58,32 @@ inline void cpu_relax() {
 #endif
 }
 
-int default_threads() {
-    if (const char* s = std::getenv("DELTAPROP_NUM_THREADS")) {
-        char* end = nullptr;
-        const long n = std::strtol(s, &end, 10);
-        if (end != s && n > 0) return n > 1024 ? 1024 : int(n);
+constexpr int kMaxThreads = 1024;
+
+// DELTAPROP_NUM_THREADS: a positive integer, at most kMaxThreads (larger: kMaxThreads); 0 if unset or not
+// a positive integer (then the CPU count is used).
+int env_threads(bool* invalid, bool* clamped) {
+    *invalid = *clamped = false;
+    const char* s = std::getenv("DELTAPROP_NUM_THREADS");
+    if (!s || !*s) return 0;
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(s, &end, 10);
+    while (end && (*end == ' ' || *end == '\t' || *end == '\n')) ++end;
+    if (end == s || *end != '\0' || n <= 0 || errno == ERANGE) {
+        *invalid = true;
+        return 0;
     }
+    if (n > kMaxThreads) {
+        *clamped = true;
+        return kMaxThreads;
+    }
+    return int(n);
+}
+
+int default_threads() {
+    bool invalid, clamped;
+    if (const int n = env_threads(&invalid, &clamped)) return n;
 #if defined(__linux__)
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -102,6 +126,9 @@ struct Pool {
     Job job;
     Counter c;
     alignas(64) std::atomic<bool> busy{false};
+    // The first exception thrown by a task of the current job (written before its task counts as done).
+    alignas(64) std::atomic<bool> failed{false};
+    std::exception_ptr error;
     std::uint32_t gen = 0;                  // the caller's generation counter (busy held)
     std::vector<std::uint32_t> fresh;       // [participants]: the last generation slot q was current
     // read by the workers, written only while none runs
@@ -135,11 +162,22 @@ struct Pool {
                 if (i >= end) break;
                 if (next.compare_exchange_weak(v, (std::uint64_t(g) << 32) | (i + 1),
                                                std::memory_order_acq_rel, std::memory_order_acquire)) {
-                    f(ctx, i);
+                    run_task(f, ctx, i);
                     c.done.fetch_add(1, std::memory_order_release);
                     v = next.load(std::memory_order_acquire);
                 }
             }
+        }
+    }
+
+    // A task must not throw, but if one does (std::bad_alloc, say), the exception must neither reach a
+    // worker's stack (std::terminate) nor leave the job unfinished: the first one of the job is kept
+    // for the caller, which rethrows it once every task has completed; later ones are dropped.
+    void run_task(TaskFn f, void* ctx, std::size_t i) noexcept {
+        try {
+            f(ctx, i);
+        } catch (...) {
+            if (!failed.exchange(true, std::memory_order_acq_rel)) error = std::current_exception();
         }
     }
 
@@ -325,10 +363,19 @@ Pool* start_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t byte
 void finish_parallel(Pool* p, std::uint32_t g, std::size_t n_tasks, TaskFn fn, void* ctx) {
     if (!p) return run_serial(n_tasks, fn, ctx);
     p->finish(g, n_tasks, fn, ctx);
+    std::exception_ptr error;
+    if (p->failed.load(std::memory_order_acquire)) {
+        error = std::move(p->error);
+        p->error = nullptr;
+        p->failed.store(false, std::memory_order_relaxed);
+    }
     p->busy.store(false, std::memory_order_release);
+    if (error) std::rethrow_exception(error);
 }
 
 void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) {
+    assert(n_tasks == 0 || fn);
+    assert(bytes <= kInlineBytes);
     std::uint32_t g = 0;
     Pool* p = start_parallel(n_tasks, fn, ctx, bytes, &g);
     finish_parallel(p, g, n_tasks, fn, ctx);
@@ -336,7 +383,22 @@ void run_parallel(std::size_t n_tasks, TaskFn fn, void* ctx, std::size_t bytes) 
 
 }  // namespace
 
-void set_num_threads(int n) { g_desired.store(n > 0 ? (n > 1024 ? 1024 : n) : default_threads()); }
+void set_num_threads(int n) {
+    g_desired.store(n > 0 ? (n > kMaxThreads ? kMaxThreads : n) : default_threads());
+}
+
+std::string num_threads_env_warning() {
+    bool invalid, clamped;
+    env_threads(&invalid, &clamped);
+    const char* s = std::getenv("DELTAPROP_NUM_THREADS");
+    if (invalid)
+        return std::string("DELTAPROP_NUM_THREADS=\"") + s +
+               "\" is not a positive integer: ignored, one thread per CPU this process may use";
+    if (clamped)
+        return std::string("DELTAPROP_NUM_THREADS=") + s + ": more than " + std::to_string(kMaxThreads) +
+               " threads, " + std::to_string(kMaxThreads) + " are used";
+    return std::string();
+}
 
 int num_threads() {
     int n = g_desired.load(std::memory_order_relaxed);

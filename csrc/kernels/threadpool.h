@@ -4,6 +4,7 @@
 // thread count, so results are bitwise identical with any number of threads.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 namespace deltaprop::kernels {
@@ -12,7 +13,14 @@ namespace deltaprop::kernels {
 void set_num_threads(int n);
 int num_threads();
 
+// DELTAPROP_NUM_THREADS not a positive integer (ignored) or above the limit (clamped): a message naming
+// the value and what is used instead; else empty. (kernels::env_warning reports it.)
+std::string num_threads_env_warning();
+
 // Calls fn(ctx, i) for every i in [0, n_tasks), spread over the pool; returns when all are done.
+// Tasks must not throw. If one does anyway, the exception is caught on the thread that ran it, the
+// other tasks still run, and the first exception is rethrown on the caller once all have completed
+// (run serially, the exception leaves at once and later tasks do not run).
 // Thread p of P (the caller is 0) starts on the tasks [p n / P, (p + 1) n / P), so the same task index
 // lands on the same thread from call to call (its data stays in that core's caches); idle threads
 // then take tasks from the others' ranges.

@@ -7,7 +7,7 @@
 #include <system_error>
 
 #include "deltaprop/deltaprop.h"
-#include "kernels/gemm.h"
+#include "kernels/dispatch.h"
 #include "kernels/threadpool.h"
 #include "src/model_file.hpp"
 #include "src/network.hpp"
@@ -314,7 +314,7 @@ dp_status dp_set_kernel_level(dp_kernel_level level_in) {
         const dp_kernel_level level = checked_enum(level_in, DP_KERNEL_AUTO, DP_KERNEL_AVX512, "level");
         using deltaprop::kernels::Level;
         if (level == DP_KERNEL_AUTO) {
-            deltaprop::kernels::set_level(deltaprop::kernels::best_level());
+            deltaprop::kernels::set_auto();  // DELTAPROP_KERNEL if set, else per kernel family
             return;
         }
         if (!deltaprop::kernels::set_level(static_cast<Level>(level)))
@@ -326,6 +326,8 @@ dp_status dp_set_kernel_level(dp_kernel_level level_in) {
 dp_kernel_level dp_get_kernel_level(void) {
     return static_cast<dp_kernel_level>(deltaprop::kernels::level());
 }
+
+const char* dp_env_warning(void) { return deltaprop::kernels::env_warning(); }
 
 dp_status dp_net_create(dp_net** out, size_t n_sizes, const size_t* sizes,
                         const dp_activation* activations, const double* slopes, dp_loss loss,

@@ -16,6 +16,19 @@ from . import _core, datasets, optim, schedules
 
 __version__: str = _core.version()  # from DP_VERSION_* in deltaprop.h, as the package metadata and CMake
 
+
+def _warn_env() -> None:
+    """Say once, at import, which DELTAPROP_KERNEL / DELTAPROP_NUM_THREADS values were not used."""
+    message = _core.env_warning()
+    if message:
+        import warnings
+
+        for line in message.strip().splitlines():
+            warnings.warn(f"deltaprop: {line}", RuntimeWarning, stacklevel=3)
+
+
+_warn_env()
+
 __all__ = [
     "ACTIVATIONS",
     "DivergenceError",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['Net', 'Optimizer', 'Schedule', 'check_optimizer', 'check_schedule', 'get_kernel_level', 'get_num_threads', 'set_kernel_level', 'set_num_threads', 'version']
+__all__: list[str] = ['Net', 'Optimizer', 'Schedule', 'check_optimizer', 'check_schedule', 'env_warning', 'get_kernel_level', 'get_num_threads', 'set_kernel_level', 'set_num_threads', 'version']
 class Optimizer:
     def __init__(self, kind: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -249,6 +249,8 @@ class Net:
 def check_optimizer(optimizer: Optimizer) -> None:
     ...
 def check_schedule(schedule: Schedule, lr0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+def env_warning() -> typing.Any:
     ...
 def get_kernel_level() -> int:
     ...

@@ -33,7 +33,8 @@ def get_num_threads() -> int:
 
 
 def set_kernel_level(level: str) -> None:
-    """Force the kernel family: "auto", "portable", "avx2" or "avx512" (ValueError if the CPU lacks it)."""
+    """Force the kernels: "portable", "avx2" or "avx512" (ValueError if the CPU lacks it), or "auto":
+    DELTAPROP_KERNEL if set, else the fastest level of each kernel family on this CPU."""
     if not isinstance(level, str) or level not in _LEVELS:
         raise ValueError(f"level: expected one of {', '.join(_LEVELS)}, got {level!r}")
     _core.set_kernel_level(_LEVELS.index(level))

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// The AVX2 elementwise kernels against the portable ones (std::exp), on odd sizes, both dtypes.
+// The AVX2 elementwise kernels against the portable ones (std::exp), on odd sizes, both dtypes; the
+// avx512 level runs the AVX2 build.
 #include <cmath>
 #include <cstdio>
 #include <vector>
 
-#include "kernels/elementwise_isa.h"
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 
 namespace k = deltaprop::kernels;
 
@@ -31,10 +33,12 @@ static double max_rel(const double* a, const double* b, std::size_t n) {
 template <class T>
 static void check_all(double tol) {
 #if defined(DP_X86)
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    if (k::best_level() < k::Level::avx2) {
         std::printf("avx2 not supported: skipped\n");
         return;
     }
+    const k::ElementwiseKernels<T>& port = k::elementwise_kernels<T>(k::Level::portable);
+    const k::ElementwiseKernels<T>& avx2 = k::elementwise_kernels<T>(k::Level::avx2);
     const std::size_t shapes[][2] = {{1, 1}, {1, 7}, {3, 17}, {2, 33}, {5, 65}, {1, 257}, {7, 1000}};
     unsigned state = 12345u;
     auto rnd = [&] {
@@ -51,29 +55,29 @@ static void check_all(double tol) {
         }
         for (int act = 0; act <= 5; ++act) {
             std::vector<T> z1 = z0, z2 = z0, a1(n), a2(n);
-            k::portable::bias_activation<T>(k::Act(act), T(0.1), b.data(), z1.data(), a1.data(), rows, cols);
-            k::avx2::bias_activation<T>(k::Act(act), T(0.1), b.data(), z2.data(), a2.data(), rows, cols);
+            port.bias_activation(k::Act(act), T(0.1), b.data(), z1.data(), a1.data(), rows, cols);
+            avx2.bias_activation(k::Act(act), T(0.1), b.data(), z2.data(), a2.data(), rows, cols);
             std::vector<double> x1(a1.begin(), a1.end()), x2(a2.begin(), a2.end());
             const double e = max_rel(x2.data(), x1.data(), n);
             expect(e <= tol, "bias_activation", rows, cols, e);
             if (act != 5) {
                 std::vector<T> g1 = d0, g2 = d0;
-                k::portable::mul_activation_grad<T>(k::Act(act), T(0.1), z1.data(), a1.data(), g1.data(), rows, cols);
-                k::avx2::mul_activation_grad<T>(k::Act(act), T(0.1), z1.data(), a1.data(), g2.data(), rows, cols);
+                port.mul_activation_grad(k::Act(act), T(0.1), z1.data(), a1.data(), g1.data(), rows, cols);
+                avx2.mul_activation_grad(k::Act(act), T(0.1), z1.data(), a1.data(), g2.data(), rows, cols);
                 std::vector<double> y1(g1.begin(), g1.end()), y2(g2.begin(), g2.end());
                 const double eg = max_rel(y2.data(), y1.data(), n);
                 expect(eg == 0.0, "mul_activation_grad", rows, cols, eg);
             }
         }
         std::vector<T> db1(cols, T(1)), db2(cols, T(1));
-        k::portable::column_sums<T>(d0.data(), rows, cols, T(0.5), true, db1.data());
-        k::avx2::column_sums<T>(d0.data(), rows, cols, T(0.5), true, db2.data());
+        port.column_sums(d0.data(), rows, cols, T(0.5), true, db1.data());
+        avx2.column_sums(d0.data(), rows, cols, T(0.5), true, db2.data());
         bool same = true;
         for (std::size_t c = 0; c < cols; ++c) same = same && db1[c] == db2[c];
         expect(same, "column_sums", rows, cols, 0);
         std::vector<T> w1 = z0, w2 = z0, v1 = d0, v2 = d0;
-        k::portable::sgd_step<T>(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w1.data(), v1.data());
-        k::avx2::sgd_step<T>(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w2.data(), v2.data());
+        port.sgd_step(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w1.data(), v1.data());
+        avx2.sgd_step(n, T(0.1), T(0.9), true, T(0.01), d0.data(), w2.data(), v2.data());
         same = true;
         for (std::size_t i = 0; i < n; ++i) same = same && w1[i] == w2[i] && v1[i] == v2[i];
         expect(same, "sgd_step", rows, cols, 0);
@@ -81,9 +85,9 @@ static void check_all(double tol) {
         std::vector<T> x(z0.begin(), z0.begin() + cols), d(rows);
         for (std::size_t r = 0; r < rows; ++r) d[r] = d0[r * cols];
         std::vector<T> gW1(n), gW2(n), W1 = z0, W2 = z0, gb1(rows), gb2(rows), b1(d), b2(d);
-        k::portable::online_update<T>(rows, cols, T(0.1), d.data(), x.data(), gW1.data(), W1.data(),
+        port.online_update(rows, cols, T(0.1), d.data(), x.data(), gW1.data(), W1.data(),
                                       gb1.data(), b1.data());
-        k::avx2::online_update<T>(rows, cols, T(0.1), d.data(), x.data(), gW2.data(), W2.data(),
+        avx2.online_update(rows, cols, T(0.1), d.data(), x.data(), gW2.data(), W2.data(),
                                   gb2.data(), b2.data());
         same = true;
         for (std::size_t r = 0; r < rows; ++r) {
@@ -101,12 +105,12 @@ static void check_all(double tol) {
         for (int plain = 0; plain < 2; ++plain) {
             const T mom = plain ? T(0) : T(0.9), wd = plain ? T(0) : T(0.01);
             std::vector<T> g0 = d0, w0 = z0, v0 = d0;
-            k::portable::axpy<T>(n, T(0.3), w0.data(), g0.data());
-            k::portable::sgd_step<T>(n, T(0.1), mom, !plain, wd, g0.data(), w0.data(), v0.data());
+            port.axpy(n, T(0.3), w0.data(), g0.data());
+            port.sgd_step(n, T(0.1), mom, !plain, wd, g0.data(), w0.data(), v0.data());
             std::vector<T> g1 = d0, wb1 = z0, vb1 = d0, g2 = d0, wb2 = z0, vb2 = d0;
-            k::portable::param_update_block<T>(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd,
+            port.param_update_block(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd,
                                                g1.data(), wb1.data(), vb1.data());
-            k::avx2::param_update_block<T>(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd, g2.data(),
+            avx2.param_update_block(rows, cols, cols, T(0.3), T(0.1), mom, !plain, wd, g2.data(),
                                            wb2.data(), vb2.data());
             same = g1 == g0 && wb1 == w0 && vb1 == v0;
             for (std::size_t i = 0; i < n; ++i)
@@ -134,12 +138,12 @@ static void check_softplus() {
         want[i] = double(std::log1p(e) + std::fmax((long double)z[i], 0.0L));
     }
     for (std::size_t n : {z.size(), std::size_t(1), std::size_t(3), std::size_t(6)}) {
-        k::portable::softplus(z.data(), got.data(), n);
+        k::elementwise_kernels<double>(k::Level::portable).softplus(z.data(), got.data(), n);
         const double e_port = max_rel(got.data(), want.data(), n);
         expect(e_port <= 4e-16, "softplus portable", 1, n, e_port);
 #if defined(DP_X86)
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            k::avx2::softplus(z.data(), got.data(), n);
+        if (k::best_level() >= k::Level::avx2) {
+            k::elementwise_kernels<double>(k::Level::avx2).softplus(z.data(), got.data(), n);
             const double e_avx2 = max_rel(got.data(), want.data(), n);
             expect(e_avx2 <= 8e-16, "softplus avx2", 1, n, e_avx2);
         }
@@ -148,6 +152,8 @@ static void check_softplus() {
 }
 
 int main() {
+    expect(&k::elementwise_kernels<float>(k::Level::avx512) == &k::elementwise_kernels<float>(k::Level::avx2),
+           "avx512 level runs the avx2 build", 0, 0, 0);
     check_softplus();
     check_all<float>(4e-7);
     check_all<double>(4e-16);

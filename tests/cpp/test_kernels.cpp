@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/reference/gemm_ref.h"
 #include "kernels/threadpool.h"
@@ -26,10 +27,6 @@ static double uniform() {  // [-1, 1)
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return double(g_rng >> 11) / double(1ull << 52) - 1.0;
-}
-
-static const char* level_name(k::Level l) {
-    return l == k::Level::avx512 ? "avx512" : l == k::Level::avx2 ? "avx2" : "portable";
 }
 
 // A matrix of `rows` rows of `cols` used elements at stride ld: exactly (rows-1)*ld + cols elements are
@@ -132,7 +129,7 @@ static void check(const Case& c) {
         ++g_failures;
         std::printf("FAIL %s %s ta=%d tb=%d M=%zu N=%zu K=%zu alpha=%g beta=%g pad=%zu: %zu bad, "
                     "worst err/tol %g\n",
-                    level_name(k::level()), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
+                    k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
                     c.alpha, c.beta, c.pad, bad, worst);
     }
 }
@@ -163,7 +160,12 @@ static void run_shapes() {
                                  // row counts that choose each micro-tile height)
                                  {1000, 25, 300}, {333, 31, 65}, {2001, 25, 401}, {97, 10, 600},
                                  {130, 64, 33}, {40, 17, 7}, {25, 403, 700}, {10, 25, 3000}, {25, 403, 4100}, {7, 33, 2100}, {3, 5, 2048},
-                                 {64, 785, 300}, {63, 257, 1100}};
+                                 {64, 785, 300}, {63, 257, 1100},
+                                 // around the cache blocks of every level on common caches (kc 128 /
+                                 // 256, mc up to ~600 rows), and K blocks of a 16 x 16 / 8 x 8 block
+                                 // transpose with ragged ends
+                                 {575, 97, 129}, {33, 1025, 385}, {601, 40, 1025}, {257, 63, 255},
+                                 {29, 129, 17}};
         for (const auto& s : big) {
             const auto& a = ab[n % 3];
             check<T>({ta, tb, s[0], s[1], s[2], a[0], a[1], size_t(n % 2 ? 5 : 0)});
@@ -201,7 +203,7 @@ static void run_determinism() {
                     ++g_failures;
                     std::printf("FAIL determinism %s %s ta=%d tb=%d M=%zu N=%zu K=%zu: %d threads differ "
                                 "from 1\n",
-                                level_name(k::level()), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
+                                k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
                                 threads);
                 }
             }
@@ -212,7 +214,8 @@ static void run_determinism() {
 
 int main() {
     const k::Level best = k::best_level();
-    std::printf("best level: %s, threads: %d\n", level_name(best), k::num_threads());
+    std::printf("best level: %s, threads: %d, L1d %zu KiB, L2 %zu KiB, L3 %zu KiB\n", k::level_name(best),
+                k::num_threads(), k::cpu().l1d >> 10, k::cpu().l2 >> 10, k::cpu().l3 >> 10);
     if (k::set_level(k::Level(int(best) + 1))) {
         ++g_failures;
         std::printf("FAIL set_level accepted a level above the CPU's\n");
@@ -228,7 +231,7 @@ int main() {
         run_shapes<double>();
         run_determinism<float>();
         run_determinism<double>();
-        std::printf("%s: %s\n", level_name(k::Level(l)), g_failures == before ? "ok" : "FAILED");
+        std::printf("%s: %s\n", k::level_name(k::Level(l)), g_failures == before ? "ok" : "FAILED");
     }
     k::set_level(best);
     if (g_failures) std::printf("%d failure(s)\n", g_failures);

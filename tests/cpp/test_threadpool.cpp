@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The worker pool: every task runs exactly once; nested and concurrent calls run (serially) instead of
-// deadlocking; thread counts can change between calls; a child of fork() can use the pool.
+// deadlocking; thread counts can change between calls; a child of fork() can use the pool; a task that
+// throws reaches the caller, not std::terminate, and leaves the pool usable.
 #include <atomic>
 #include <chrono>
+#include <new>
+#include <stdexcept>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -159,6 +162,48 @@ int main() {
         EXPECT(exactly_once(100), "parent after fork");
     }
 #endif
+
+    // A throwing task (an allocation failing inside a task): with a pool, every other task still runs
+    // and the first exception is rethrown on the caller after the join; serially (one thread) it
+    // leaves at once. Either way the pool runs the next job normally.
+    for (int threads : {1, 2, 3}) {
+        k::set_num_threads(threads);
+        for (int rep = 0; rep < 50; ++rep) {
+            const std::size_t n = 64, bad = std::size_t(rep) % n, bad2 = (bad + 17) % n;
+            std::vector<std::atomic<int>> hits(n);
+            for (auto& h : hits) h.store(0);
+            bool caught = false;
+            try {
+                k::parallel_for(n, [&](std::size_t i) {
+                    hits[i].fetch_add(1);
+                    if (i == bad) throw std::bad_alloc();
+                    if (i == bad2 && rep % 2) throw std::runtime_error("second");
+                });
+            } catch (const std::bad_alloc&) {
+                caught = true;
+            } catch (const std::runtime_error&) {
+                caught = threads > 1 || bad2 < bad;  // serially the first thrown wins
+            }
+            EXPECT(caught, "threads=%d rep=%d: the task's exception did not reach the caller", threads, rep);
+            std::size_t ran = 0;
+            for (auto& h : hits) ran += std::size_t(h.load());
+            if (threads > 1) EXPECT(ran == n, "threads=%d rep=%d: %zu of %zu tasks ran", threads, rep, ran, n);
+            EXPECT(exactly_once(100), "threads=%d rep=%d: the pool after a throwing task", threads, rep);
+        }
+        // through parallel_begin / parallel_end
+        auto task = [](std::size_t i) {
+            if (i == 3) throw std::bad_alloc();
+        };
+        bool caught = false;
+        const k::Pending job = k::parallel_begin(8, task);
+        try {
+            k::parallel_end(job);
+        } catch (const std::bad_alloc&) {
+            caught = true;
+        }
+        EXPECT(caught, "threads=%d: parallel_end did not rethrow", threads);
+        EXPECT(exactly_once(10), "threads=%d: the pool after parallel_end threw", threads);
+    }
 
     k::set_num_threads(0);
     EXPECT(exactly_once(50), "default threads");

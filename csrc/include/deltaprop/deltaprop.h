@@ -111,7 +111,9 @@ typedef enum dp_target {
 } dp_target;
 
 typedef enum dp_kernel_level {
-    DP_KERNEL_AUTO = 0, /* the best the CPU supports (or DELTAPROP_KERNEL=portable|avx2|avx512) */
+    DP_KERNEL_AUTO = 0, /* DELTAPROP_KERNEL=portable|avx2|avx512 if set (and the CPU has it), else per
+                           kernel family (GEMM, elementwise) the fastest build on this CPU, which is not
+                           always the widest (AVX2 GEMM on AMD Zen 4) */
     DP_KERNEL_PORTABLE = 1,
     DP_KERNEL_AVX2 = 2,
     DP_KERNEL_AVX512 = 3
@@ -333,9 +335,15 @@ DP_API dp_status dp_schedule_check(const dp_schedule* schedule, double lr0);
 /* n >= 1 threads, or 0 for the default (DELTAPROP_NUM_THREADS, else the cores this process may use). */
 DP_API dp_status dp_set_num_threads(int n);
 DP_API int dp_get_num_threads(void);
-/* Force a kernel level (tests); DP_ERR_UNSUPPORTED if the CPU lacks it. */
+/* Force a kernel level: every kernel family runs its best build at or below it; DP_ERR_UNSUPPORTED if
+ * the CPU lacks it. DP_KERNEL_AUTO returns to the start-up choice (see dp_kernel_level). */
 DP_API dp_status dp_set_kernel_level(dp_kernel_level level);
-DP_API dp_kernel_level dp_get_kernel_level(void);   /* the level in use, never AUTO */
+/* The level in use, never AUTO: the forced level, or (automatic) the widest build any family runs. */
+DP_API dp_kernel_level dp_get_kernel_level(void);
+/* NULL if DELTAPROP_KERNEL and DELTAPROP_NUM_THREADS are unset or valid; else a static message, one line
+ * per variable, naming the value that was ignored or clamped and what is used instead. The library
+ * never prints it. */
+DP_API const char* dp_env_warning(void);
 
 /* ---- lifecycle ---- */
 /* sizes [n_sizes] (n_sizes >= 2, each >= 1): n_sizes - 1 dense layers.
