@@ -20,6 +20,7 @@ import copy
 import math
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import scipy.optimize
@@ -31,15 +32,36 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
+
+if TYPE_CHECKING:  # annotations only: importing numpy.typing at run time costs a few ms
+    from typing import Protocol
+
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+    def available_if(check: Callable[[Any], bool]) -> Callable[[_F], _F]:
+        """scikit-learn's (untyped): the method, present only where check(estimator) is true."""
+
+    class _LabelBinarizer(Protocol):
+        """What is used here of scikit-learn's (untyped) LabelBinarizer."""
+
+        y_type_: str
+        classes_: NDArray[Any]
+
+        def transform(self, y: ArrayLike) -> NDArray[Any]: ...
+
+        def inverse_transform(self, Y: ArrayLike) -> NDArray[Any]: ...
+else:
+    from sklearn.utils.metaestimators import available_if
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
 
-    def _validate_data(est, *args, **kwargs):
+    def _validate_data(est: Any, *args: Any, **kwargs: Any) -> Any:
         return est._validate_data(*args, **kwargs)
 
 
@@ -50,6 +72,10 @@ __all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "InvalidParameterErr
 _STOCHASTIC = ("sgd", "adam")
 _HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SPARSE_CHUNK = 1 << 22  # elements of a densified block of sparse rows (32 MB in float64)
+
+# X: a dense array-like or a scipy.sparse matrix (scipy has no type information: Any)
+_Matrix = Any
+_E = TypeVar("_E", bound="_BaseMLP")
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -93,7 +119,7 @@ class _Objective:
     where a probability saturates. Nothing else differs.
     """
 
-    def __init__(self, kind: str, n_outputs: int, alpha: float):
+    def __init__(self, kind: str, n_outputs: int, alpha: float) -> None:
         self.kind = kind  # 'softmax', 'logistic', 'identity' or 'exp' (the output activation)
         self.n_outputs = n_outputs
         self.alpha = float(alpha)
@@ -122,7 +148,8 @@ class _Objective:
         data_dp = float(loss_dp) - self.alpha * penalty_over_s  # l2/2 · P/s = alpha · P/s
         return data_dp / (2.0 * self.n_outputs) + 0.5 * self.alpha * penalty_over_s
 
-    def poisson_backward(self, net, X, Y, sw, alpha=None) -> float:
+    def poisson_backward(self, net: dp.Network, X: NDArray[Any], Y: NDArray[Any], sw: Optional[NDArray[Any]],
+                         alpha: Optional[float] = None) -> float:
         """Poisson ('exp' output): the network's output layer is the identity (z = log of the mean),
         exp and the loss are applied here; the backward pass is the core's, from the output gradient.
 
@@ -159,13 +186,15 @@ class _Objective:
         return eps / self.c
 
 
-def _weight_sq_sum(net) -> float:
+def _weight_sq_sum(net: dp.Network) -> float:
     return float(sum(np.dot(W.ravel(), W.ravel()) for W, _ in net.weights))
 
 
-def _sklearn_order(sizes):
+def _sklearn_order(sizes: Tuple[int, ...]) -> NDArray[Any]:
     """Index array: scikit-learn's packed vector (all coefs_ (n_in, n_out) row-major, then all
     intercepts_) = deltaprop's flat params (per layer W (n_out, n_in) row-major, then b)[index]."""
+    coef_idx: List[NDArray[Any]]
+    bias_idx: List[NDArray[Any]]
     coef_idx, bias_idx, off = [], [], 0
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         coef_idx.append((off + np.arange(n_out)[None, :] * n_in + np.arange(n_in)[:, None]).ravel())
@@ -178,25 +207,25 @@ def _sklearn_order(sizes):
 # --------------------------------------------------------------------------------------------------
 # Parameter checking (the ranges of scikit-learn's own constraints)
 # --------------------------------------------------------------------------------------------------
-def _is_int(v):
+def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_real(v):
+def _is_real(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-def _bad(est, name, want, value):
+def _bad(est: object, name: str, want: str, value: object) -> InvalidParameterError:
     return InvalidParameterError(
         f"The {name!r} parameter of {type(est).__name__} must be {want}. Got {value!r} instead."
     )
 
 
-def _check_params(est) -> list:
+def _check_params(est: _BaseMLP) -> List[int]:
     """Checks every parameter; returns hidden_layer_sizes as a list of ints."""
-    p = est.get_params(deep=False)
+    p: Dict[str, Any] = est.get_params(deep=False)
 
-    def real(name, low, high=math.inf, low_open=False, high_open=True):
+    def real(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True) -> None:
         v = p[name]
         ok = _is_real(v) and not math.isnan(v)
         if ok:
@@ -205,17 +234,17 @@ def _check_params(est) -> list:
             rng = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
             raise _bad(est, name, f"a float in the range {rng}", v)
 
-    def integer(name, low):
+    def integer(name: str, low: int) -> None:
         v = p[name]
         if not (_is_int(v) and v >= low):
             raise _bad(est, name, f"an int in the range [{low}, inf)", v)
 
-    def options(name, choices):
+    def options(name: str, choices: Set[str]) -> None:
         v = p[name]
         if not (isinstance(v, str) and v in choices):
             raise _bad(est, name, f"a str among {sorted(choices)}", v)
 
-    def boolean(name):
+    def boolean(name: str) -> None:
         v = p[name]
         if not isinstance(v, (bool, np.bool_)):
             raise _bad(est, name, "an instance of 'bool'", v)
@@ -265,6 +294,7 @@ def _check_params(est) -> list:
     if "loss" in p:
         options("loss", {"squared_error", "poisson"})
     if p["dtype"] is not None:
+        dt: Optional[np.dtype[Any]]
         try:
             dt = np.dtype(p["dtype"])
         except TypeError:
@@ -280,7 +310,7 @@ def _check_params(est) -> list:
 # --------------------------------------------------------------------------------------------------
 # Data helpers
 # --------------------------------------------------------------------------------------------------
-def _check_sample_weight(sample_weight, n, dtype):
+def _check_sample_weight(sample_weight: Any, n: int, dtype: DTypeLike) -> Optional[NDArray[Any]]:
     if sample_weight is None:
         return None
     if _is_real(sample_weight):
@@ -303,7 +333,7 @@ def _check_sample_weight(sample_weight, n, dtype):
     return sw
 
 
-def _rows(X, idx, dtype):
+def _rows(X: _Matrix, idx: Union[slice, NDArray[Any]], dtype: DTypeLike) -> NDArray[Any]:
     """Rows idx (a slice or an index array) of dense or sparse X, as a dense C-contiguous block."""
     block = X[idx]
     if scipy.sparse.issparse(block):
@@ -311,7 +341,7 @@ def _rows(X, idx, dtype):
     return np.ascontiguousarray(block, dtype=dtype)
 
 
-def _chunk_rows(n_features, batch):
+def _chunk_rows(n_features: int, batch: int) -> int:
     """Rows per densified block of sparse X: whole batches, about _SPARSE_CHUNK elements."""
     return max(batch, (_SPARSE_CHUNK // max(1, n_features)) // batch * batch)
 
@@ -319,7 +349,7 @@ def _chunk_rows(n_features, batch):
 _BLAS: list[Any] = []
 
 
-def _blas_controller():
+def _blas_controller() -> Any:
     """threadpoolctl's view of the loaded BLAS libraries, made once (making it scans the process)."""
     if not _BLAS:
         _BLAS.append(ThreadpoolController())
@@ -329,15 +359,15 @@ def _blas_controller():
 class _threads:
     """Use n threads inside the block (deltaprop's setting is process-wide: put it back after)."""
 
-    def __init__(self, n):
+    def __init__(self, n: Optional[int]) -> None:
         self.n = n
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         if self.n is not None:
             self.old = dp.get_num_threads()
             dp.set_num_threads(self.n)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.n is not None:
             dp.set_num_threads(self.old)
 
@@ -357,16 +387,19 @@ class _Stochastic:
     keeps the old lr in it, so v is rescaled by lr_old/lr_new at the change, which keeps u.
     """
 
-    def __init__(self, est, obj: _Objective):
+    opt: dp.optim.Optimizer  # set by set_lr
+    lr: float  # None until set_lr, which follows every construction
+
+    def __init__(self, est: _BaseMLP, obj: _Objective) -> None:
         self.solver = est.solver
         self.obj = obj
         self.momentum = float(est.momentum)
         self.nesterov = bool(est.nesterovs_momentum) and self.momentum > 0.0
         self.betas = (float(est.beta_1), float(est.beta_2))
         self.eps = float(est.epsilon)
-        self.lr = None
+        self.lr = None  # type: ignore[assignment]  # (declared float: set_lr follows at once)
 
-    def set_lr(self, lr: float, net) -> None:
+    def set_lr(self, lr: float, net: dp.Network) -> None:
         lr = float(lr)
         if self.solver == "sgd" and self.lr is not None and lr != self.lr and self.momentum > 0:
             vel = net.velocity  # SGD's momentum buffer
@@ -378,7 +411,7 @@ class _Stochastic:
             self.opt = dp.optim.Adam(lr=lr, betas=self.betas, eps=self.obj.adam_eps(self.eps), eps_hat=True)
 
 
-def _fresh_network(net):
+def _fresh_network(net: dp.Network) -> dp.Network:
     """The same parameters in a new Network: no optimizer state (scikit-learn's fit() starts anew)."""
     fresh = dp.Network(list(net.sizes), activation=list(net.activations), loss=net.loss_name,
                        dtype=net.dtype, seed=0)
@@ -389,11 +422,45 @@ def _fresh_network(net):
 # --------------------------------------------------------------------------------------------------
 # The estimators
 # --------------------------------------------------------------------------------------------------
-class _BaseMLP(BaseEstimator):
-    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
-                 learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose,
-                 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1,
-                 beta_2, epsilon, n_iter_no_change, max_fun, dtype, n_threads):
+class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
+    # fitted attributes (declarations only: each is set by fit)
+    network_: dp.Network
+    coefs_: List[NDArray[Any]]
+    intercepts_: List[NDArray[Any]]
+    n_layers_: int
+    n_outputs_: int
+    n_iter_: int
+    t_: int
+    out_activation_: str
+    loss_: float
+    loss_curve_: List[float]
+    best_loss_: Any  # float, or None with early_stopping
+    validation_scores_: Any  # List[float] with early_stopping, else None
+    best_validation_score_: Any  # float with early_stopping, else None
+    _random_state: np.random.RandomState
+    _initial_params: Optional[Tuple[List[NDArray[Any]], List[NDArray[Any]]]]
+    _no_improvement_count: int
+    _best_params: NDArray[Any]
+    _optimizer: _Stochastic
+    _score_fn: Callable[..., float]
+
+    if TYPE_CHECKING:  # defined by each subclass
+        def _output_kind(self) -> str: ...
+
+        def _validate_input(self, X: _Matrix, y: Any, incremental: bool,
+                            reset: bool) -> Tuple[_Matrix, NDArray[Any]]: ...
+
+        def _targets(self, Y: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]: ...
+
+        def _decode(self, out: NDArray[Any]) -> NDArray[Any]: ...
+
+    # the parameters are checked by fit (set_params can set anything): Any here, typed in the subclasses
+    def __init__(self, hidden_layer_sizes: Any, activation: Any, solver: Any, alpha: Any, batch_size: Any,
+                 learning_rate: Any, learning_rate_init: Any, power_t: Any, max_iter: Any, loss: Any,
+                 shuffle: Any, random_state: Any, tol: Any, verbose: Any, warm_start: Any, momentum: Any,
+                 nesterovs_momentum: Any, early_stopping: Any, validation_fraction: Any, beta_1: Any,
+                 beta_2: Any, epsilon: Any, n_iter_no_change: Any, max_fun: Any, dtype: Any,
+                 n_threads: Any) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -422,32 +489,32 @@ class _BaseMLP(BaseEstimator):
         self.n_threads = n_threads
 
     # ---- tags ----
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
 
     # ---- coefs_ / intercepts_: views of the network's parameter buffer ----
-    def _expose(self, net):
+    def _expose(self, net: dp.Network) -> None:
         self.network_ = net
         self.coefs_ = [W.T for W, _ in net.weights]
         self.intercepts_ = [b for _, b in net.weights]
         self.n_layers_ = net.n_layers + 1
         self.n_outputs_ = net.sizes[-1]
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         state = super().__getstate__()
         state = dict(state)
         state.pop("coefs_", None)  # views of network_: rebuilt on unpickling
         state.pop("intercepts_", None)
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)
         if "network_" in self.__dict__:
             self._expose(self.network_)
 
-    def set_initial_params(self, coefs, intercepts):
+    def set_initial_params(self: _E, coefs: Iterable[Any], intercepts: Iterable[Any]) -> _E:
         """Start the next fit that initialises the network (not warm_start or partial_fit on a
         fitted estimator) from these weights instead of random ones: ``coefs[l]`` of shape
         (n_in, n_out) and ``intercepts[l]`` of shape (n_out,) per layer, as scikit-learn's
@@ -466,7 +533,7 @@ class _BaseMLP(BaseEstimator):
         return self
 
     # ---- building the network ----
-    def _new_network(self, sizes, obj, dtype):
+    def _new_network(self, sizes: List[int], obj: _Objective, dtype: np.dtype[Any]) -> dp.Network:
         n_layers = len(sizes) - 1
         net = dp.Network(sizes, activation=[_HIDDEN[self.activation]] * (n_layers - 1) + [obj.dp_output],
                          loss=obj.dp_loss, dtype=dtype, seed=0)
@@ -491,11 +558,12 @@ class _BaseMLP(BaseEstimator):
         return net
 
     # ---- fit ----
-    def fit(self, X, y, sample_weight=None):
+    def fit(self: _E, X: _Matrix, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> _E:
         """Fit the model to data matrix X (dense or CSR/CSC sparse) and target(s) y."""
         return self._fit_guarded(X, y, sample_weight, incremental=False)
 
-    def _fit_guarded(self, X, y, sample_weight, incremental, classes=None):
+    def _fit_guarded(self: _E, X: _Matrix, y: ArrayLike, sample_weight: Optional[ArrayLike], incremental: bool,
+                     classes: Optional[ArrayLike] = None) -> _E:
         # a failed fit leaves the estimator as it was (all fitted state is replaced, never mutated)
         saved = dict(self.__dict__)
         try:
@@ -508,10 +576,10 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.update(saved)
             raise
 
-    def _partial_first_call(self, y, classes):
+    def _partial_first_call(self, y: ArrayLike, classes: Optional[ArrayLike]) -> None:
         pass
 
-    def _fit(self, X, y, sample_weight, incremental):
+    def _fit(self: _E, X: _Matrix, y: ArrayLike, sample_weight: Optional[ArrayLike], incremental: bool) -> _E:
         hidden = _check_params(self)
         if incremental and self.solver not in _STOCHASTIC:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic.")
@@ -578,7 +646,8 @@ class _BaseMLP(BaseEstimator):
         return self
 
     # ---- lbfgs ----
-    def _fit_lbfgs(self, net, obj, X, targets, sw):
+    def _fit_lbfgs(self, net: dp.Network, obj: _Objective, X: _Matrix, targets: NDArray[Any],
+                   sw: Optional[NDArray[Any]]) -> None:
         order = _sklearn_order(net.sizes)
         n_coef = sum(a * b for a, b in zip(net.sizes[:-1], net.sizes[1:]))
         flat, grad = net.params, net.grad
@@ -589,12 +658,12 @@ class _BaseMLP(BaseEstimator):
         if sparse:
             X = X.tocsr()
 
-        def backward(Xb, Tb, swb, l2):
+        def backward(Xb: NDArray[Any], Tb: NDArray[Any], swb: Optional[NDArray[Any]], l2: float) -> float:
             if obj.python_loss:
                 return obj.poisson_backward(net, Xb, Tb, swb, alpha=l2)
             return net.backward(Xb, Tb, l2=l2, sample_weight=swb)
 
-        def fun(v):
+        def fun(v: NDArray[np.float64]) -> Tuple[float, NDArray[np.float64]]:
             flat[order] = v
             P = float(np.dot(v[:n_coef], v[:n_coef]))
             if chunk >= n:
@@ -635,7 +704,8 @@ class _BaseMLP(BaseEstimator):
         flat[order] = res.x
 
     # ---- sgd / adam ----
-    def _fit_stochastic(self, net, obj, X, Y, targets, sw, incremental, first_pass):
+    def _fit_stochastic(self, net: dp.Network, obj: _Objective, X: _Matrix, Y: NDArray[Any], targets: NDArray[Any],
+                        sw: Optional[NDArray[Any]], incremental: bool, first_pass: bool) -> dp.Network:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         fresh_optimizer = not incremental or getattr(self, "_optimizer", None) is None
@@ -733,9 +803,10 @@ class _BaseMLP(BaseEstimator):
         self._optimizer = opt
         return net
 
-    def _epoch(self, net, opt, obj, X, T, sw, batch, seed, rng):
+    def _epoch(self, net: dp.Network, opt: _Stochastic, obj: _Objective, X: _Matrix, T: NDArray[Any],
+               sw: Optional[NDArray[Any]], batch: int, seed: Optional[int], rng: np.random.Generator) -> float:
         """One pass over the data; returns scikit-learn's epoch loss (batch losses weighted by rows)."""
-        n = X.shape[0]
+        n: int = X.shape[0]
         sparse = scipy.sparse.issparse(X)
         # batch by batch where scikit-learn's epoch loss needs each batch's: the penalty apart from
         # the data loss (multi-output squared error), or the batch's row count as its weight in the
@@ -746,7 +817,7 @@ class _BaseMLP(BaseEstimator):
                            shuffle=self.shuffle, seed=seed, sample_weight=sw)
             return obj.loss(hist[0])
         # python-driven: our own order; dense blocks of whole batches (sparse X), or batch by batch
-        order = None
+        order: Optional[NDArray[Any]] = None
         if self.shuffle:
             order = rng.permutation(n)
         total = 0.0
@@ -775,7 +846,7 @@ class _BaseMLP(BaseEstimator):
         return total / n
 
     # ---- prediction ----
-    def _output(self, X, net=None):
+    def _output(self, X: _Matrix, net: Optional[dp.Network] = None) -> NDArray[Any]:
         net = self.network_ if net is None else net
         if scipy.sparse.issparse(X):
             X = X.tocsr()
@@ -787,11 +858,11 @@ class _BaseMLP(BaseEstimator):
             return np.empty((0, net.sizes[-1]), net.dtype)
         return net.predict(X)
 
-    def _checked_X(self, X):
+    def _checked_X(self, X: _Matrix) -> _Matrix:
         check_is_fitted(self)
         return _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
 
-    def _val_score(self, net, X, y, sw):
+    def _val_score(self, net: dp.Network, X: _Matrix, y: NDArray[Any], sw: Optional[NDArray[Any]]) -> float:
         with np.errstate(all="ignore"):
             out = self._output(X, net)
             if not np.all(np.isfinite(out)):
@@ -801,15 +872,15 @@ class _BaseMLP(BaseEstimator):
             return np.nan
         return self._score_fn(y, pred, sample_weight=sw)
 
-    def _val_targets(self, Y):
+    def _val_targets(self, Y: NDArray[Any]) -> NDArray[Any]:
         return Y
 
 
-def _has_partial_fit(est):
+def _has_partial_fit(est: _BaseMLP) -> bool:
     return est.solver in _STOCHASTIC
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]  # scikit-learn is untyped
     """scikit-learn's MLPClassifier (log-loss; lbfgs, sgd or adam) trained by deltaprop.
 
     Parameters are scikit-learn's (see sklearn.neural_network.MLPClassifier), then:
@@ -823,12 +894,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     parameters), plus ``network_``: the trained deltaprop.Network.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None):
+    def __init__(self, hidden_layer_sizes: Union[int, Iterable[int]] = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Union[int, np.random.RandomState, None] = None, tol: float = 1e-4,
+                 verbose: Union[bool, int] = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: float = 10,
+                 max_fun: int = 15000, dtype: Optional[DTypeLike] = None, n_threads: Optional[int] = None) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -839,17 +913,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype, n_threads=n_threads,
         )
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
 
     _score_fn = staticmethod(accuracy_score)
+    classes_: NDArray[Any]
+    _label_binarizer: _LabelBinarizer
 
-    def _output_kind(self):
+    def _output_kind(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X: _Matrix, y: Any, incremental: bool,
+                        reset: bool) -> Tuple[_Matrix, NDArray[Any]]:
         X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                               dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -874,20 +951,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = self._label_binarizer.transform(y).astype(bool)
         return X, Y
 
-    def _targets(self, Y, dtype):
+    def _targets(self, Y: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
         if self._label_binarizer.y_type_ == "multiclass":
             return np.ascontiguousarray(Y.argmax(axis=1), dtype=np.int64)
         return np.ascontiguousarray(Y, dtype=dtype)
 
-    def _val_targets(self, Y):
+    def _val_targets(self, Y: NDArray[Any]) -> NDArray[Any]:
         return self._label_binarizer.inverse_transform(Y)
 
-    def _decode(self, out):
+    def _decode(self, out: NDArray[Any]) -> NDArray[Any]:
         if out.shape[1] == 1:
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
 
-    def _partial_first_call(self, y, classes):
+    def _partial_first_call(self, y: ArrayLike, classes: Optional[ArrayLike]) -> None:
         if getattr(self, "classes_", None) is None and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
         if classes is not None:
@@ -906,7 +983,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self.classes_ = lb.classes_
 
     @available_if(_has_partial_fit)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: _Matrix, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                    classes: Optional[ArrayLike] = None) -> MLPClassifier:
         """One epoch over (X, y), continuing the previous ones (sgd and adam only).
 
         classes: all the labels, required on the first call."""
@@ -914,13 +992,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic.")
         return self._fit_guarded(X, y, sample_weight, incremental=True, classes=classes)
 
-    def predict(self, X):
+    def predict(self, X: _Matrix) -> NDArray[Any]:
         """The predicted classes (for multi-label data, an indicator matrix)."""
         X = self._checked_X(X)
         with _threads(self.n_threads):
             return self._decode(self._output(X))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: _Matrix) -> NDArray[Any]:
         """Probabilities of the classes, in the order of classes_."""
         X = self._checked_X(X)
         with _threads(self.n_threads):
@@ -930,25 +1008,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.vstack([1 - p, p]).T
         return out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: _Matrix) -> NDArray[Any]:
         """log(predict_proba(X))."""
         p = self.predict_proba(X)
-        return np.log(p, out=p)
+        return np.log(p, out=p)  # type: ignore[no-any-return]  # numpy's stubs: Any with out=
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
+class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]  # scikit-learn is untyped
     """scikit-learn's MLPRegressor (squared error; lbfgs, sgd or adam) trained by deltaprop.
 
     Parameters are scikit-learn's (see sklearn.neural_network.MLPRegressor), then ``dtype`` and ``n_threads`` as in MLPClassifier. Attributes are
     scikit-learn's plus ``network_``.
     """
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000, dtype=None, n_threads=None):
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Union[int, Iterable[int]] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Union[int, np.random.RandomState, None] = None, tol: float = 1e-4,
+                 verbose: Union[bool, int] = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: float = 10,
+                 max_fun: int = 15000, dtype: Optional[DTypeLike] = None, n_threads: Optional[int] = None) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -961,10 +1042,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _score_fn = staticmethod(r2_score)
 
-    def _output_kind(self):
+    def _output_kind(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X: _Matrix, y: Any, incremental: bool,
+                        reset: bool) -> Tuple[_Matrix, NDArray[Any]]:
         X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
                               dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -973,32 +1055,32 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             y = y.reshape(-1, 1)
         return X, y
 
-    def _targets(self, Y, dtype):
+    def _targets(self, Y: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
         return np.ascontiguousarray(Y, dtype=dtype)
 
-    def _val_targets(self, Y):
+    def _val_targets(self, Y: NDArray[Any]) -> NDArray[Any]:
         return Y.ravel() if Y.shape[1] == 1 else Y
 
-    def _decode(self, out):
+    def _decode(self, out: NDArray[Any]) -> NDArray[Any]:
         if self.out_activation_ == "exp":  # network_ outputs log-means (see _Objective.poisson_backward)
             out = np.exp(out)
         return out.ravel() if out.shape[1] == 1 else out
 
     @available_if(_has_partial_fit)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: _Matrix, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> MLPRegressor:
         """One epoch over (X, y), continuing the previous ones (sgd and adam only)."""
         if self.solver not in _STOCHASTIC:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic.")
         return self._fit_guarded(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: _Matrix) -> NDArray[Any]:
         """The predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
         X = self._checked_X(X)
         with _threads(self.n_threads):
             return self._decode(self._output(X))
 
 
-def from_sklearn(sk_estimator, **params):
+def from_sklearn(sk_estimator: Any, **params: Any) -> Union[MLPClassifier, MLPRegressor]:
     """A deltaprop estimator with the parameters (and, if fitted, the weights) of a scikit-learn one.
 
     ``from_sklearn(sklearn.neural_network.MLPClassifier(...))`` → deltaprop's MLPClassifier with the
@@ -1009,6 +1091,7 @@ def from_sklearn(sk_estimator, **params):
     """
     from sklearn.neural_network import MLPClassifier as SkC, MLPRegressor as SkR
 
+    cls: Union[Type[MLPClassifier], Type[MLPRegressor]]
     if isinstance(sk_estimator, SkC):
         cls = MLPClassifier
     elif isinstance(sk_estimator, SkR):
