@@ -105,6 +105,9 @@ def mixed():
     out["bad-input-params-unchanged"] = bool(np.array_equal(n.params, net("float64").params))
     # different settings on one rank
     out["bad-settings"] = outcome(lambda: net("float64").fit(Xs, ys, epochs=2 + (rank == size - 1), comm=comm))
+    # replicated data that differs between ranks
+    out["replicated-differs"] = outcome(lambda: net("float64").fit(X + rank, y, epochs=1, comm=comm,
+                                                                    data="replicated"))
     # divergence from one rank's data: every rank raises DivergenceError at the same step
     Yd = Xs[:, :1] * (1e200 if rank == size - 1 else 1.0)  # a squared error of 1e400 there
     n = dp.Network([5, 8, 1], activation="tanh", loss="mse", dtype="float64", seed=rank)

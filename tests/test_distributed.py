@@ -169,6 +169,11 @@ def test_bad_input_on_one_rank_makes_every_rank_raise(mixed_runs):
             else:
                 assert kind == "RankError" and f"rank {bad}" in message and "ValueError" in message, message
             assert res["bad-input-params-unchanged"]
+            kind, message = res["replicated-differs"]
+            if p > 1:
+                assert kind == "ValueError" and "replicated data" in message, message
+            else:
+                assert kind == "ok"
             kind, message = res["bad-settings"]
             if p > 1:
                 assert kind == "ValueError" and message.startswith("epochs:"), message
