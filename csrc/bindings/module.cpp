@@ -112,6 +112,8 @@ struct FitCallbacks {
     CancelState cancel;
     py::object on_epoch, on_progress;
     std::exception_ptr error;
+    py::object reduce, owner;  // data-parallel training: reduce(grads, stats, first, count, batch)
+    PyNet* net = nullptr;
 };
 
 int fit_cancel(void* user) {
@@ -141,6 +143,27 @@ void fit_progress(void* user, const dp_progress* p) {
         c->on_progress(py::make_tuple(p->epoch, p->epochs, p->batch, p->batches, p->samples, p->loss, p->seconds));
     } catch (...) {
         c->error = std::current_exception();
+    }
+}
+
+// One step's reduction across processes (dp_reduce_call): the Python function gets views of the
+// slots, with no copy, and its truth value stops training on every process alike.
+int fit_reduce(void* user, const dp_reduce_call* c) {
+    auto* cb = static_cast<FitCallbacks*>(user);
+    py::gil_scoped_acquire gil;
+    try {
+        const auto slots = py::ssize_t(c->n_slots);
+        const py::object grads = c->grads ? py::object(view(cb->owner, *cb->net, c->grads,
+                                                            {slots, py::ssize_t(c->n_params)}, true))
+                                          : py::none();
+        const py::array stats(py::dtype::of<double>(), {slots, py::ssize_t(4)}, {py::ssize_t(32), py::ssize_t(8)},
+                              c->stats, cb->owner);
+        const py::object res = cb->reduce(grads, stats, c->first, c->count,
+                                          c->batch == std::size_t(-1) ? py::object(py::none()) : py::int_(c->batch));
+        return PyObject_IsTrue(res.ptr()) == 1 ? 1 : 0;
+    } catch (...) {
+        if (!cb->error) cb->error = std::current_exception();
+        return 1;
     }
 }
 
@@ -254,6 +277,11 @@ PYBIND11_MODULE(_core, m) {
             std::lock_guard<std::mutex> lk(n.mu);
             n.net.save(path, optimizer);
         }, py::arg("path"), py::arg("optimizer"))
+        .def("copy_state", [](PyNet& n, PyNet& src) {
+            if (&n == &src) return;
+            std::lock_guard<std::mutex> lk(n.mu);
+            deltaprop::check(dp_net_copy_state(n.net.handle(), src.net.handle()));
+        }, py::arg("src"))
         .def("clone", [](PyNet& n) {
             std::lock_guard<std::mutex> lk(n.mu);
             return new PyNet(deltaprop::Network(n.net));
@@ -439,12 +467,15 @@ PYBIND11_MODULE(_core, m) {
         // (epoch, loss, val_loss, val_accuracy, lr, seconds) tuple per completed epoch. Ctrl-C and
         // divergence raise (KeyboardInterrupt, DivergenceError) with the records so far in
         // `.records` of the exception.
-        .def("fit", [](PyNet& n, const py::array& x, const py::array& y, const py::object& sw,
+        .def("fit", [](py::object self, const py::array& x, const py::array& y, const py::object& sw,
                        const py::object& xv, const py::object& yv, const py::object& wv, std::size_t epochs,
                        std::size_t batch_size, bool shuffle, double l2, const dp_optimizer& opt,
                        const dp_schedule& sched, bool early_stopping, int monitor, std::size_t patience,
                        double min_delta, bool restore_best, const py::object& on_epoch,
-                       const py::object& on_progress, double progress_interval) {
+                       const py::object& on_progress, double progress_interval, const py::object& reduce,
+                       int reduce_kind, std::size_t rank, std::size_t ranks, bool sharded,
+                       std::size_t steps_per_epoch, std::size_t chunk_rows) {
+            PyNet& n = self.cast<PyNet&>();
             const std::size_t rows = rows_of(x);
             dp_fit_options o = dp_fit_options_default();
             const void* xp = buffer(x, n.dtype(), "X", rows, n.net.n_in());
@@ -481,6 +512,20 @@ PYBIND11_MODULE(_core, m) {
             if (!on_progress.is_none()) {
                 o.on_progress = fit_progress;
                 o.progress_interval = progress_interval;
+            }
+            if (!reduce.is_none()) {  // data-parallel: stops are agreed through reduce, never alone
+                cb.reduce = reduce;
+                cb.owner = self;
+                cb.net = &n;
+                o.reduce = fit_reduce;
+                o.reduce_user = &cb;
+                o.cancel = nullptr;
+                o.reduce_kind = static_cast<dp_reduce_kind>(reduce_kind);
+                o.rank = rank;
+                o.ranks = ranks;
+                o.sharded = sharded ? 1 : 0;
+                o.steps_per_epoch = steps_per_epoch;
+                o.chunk_rows = chunk_rows;
             }
             std::vector<dp_epoch_record> history(epochs);
             dp_fit_result res{};
@@ -528,5 +573,5 @@ PYBIND11_MODULE(_core, m) {
             }
             deltaprop::check(st);  // (the message of this thread's last failure)
             return out;
-        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("x_val"), py::arg("y_val"), py::arg("sample_weight_val"), py::arg("epochs"), py::arg("batch_size"), py::arg("shuffle"), py::arg("l2"), py::arg("optimizer"), py::arg("schedule"), py::arg("early_stopping"), py::arg("monitor"), py::arg("patience"), py::arg("min_delta"), py::arg("restore_best"), py::arg("on_epoch"), py::arg("on_progress"), py::arg("progress_interval"));
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("x_val"), py::arg("y_val"), py::arg("sample_weight_val"), py::arg("epochs"), py::arg("batch_size"), py::arg("shuffle"), py::arg("l2"), py::arg("optimizer"), py::arg("schedule"), py::arg("early_stopping"), py::arg("monitor"), py::arg("patience"), py::arg("min_delta"), py::arg("restore_best"), py::arg("on_epoch"), py::arg("on_progress"), py::arg("progress_interval"), py::arg("reduce") = py::none(), py::arg("reduce_kind") = 0, py::arg("rank") = 0, py::arg("ranks") = 1, py::arg("sharded") = false, py::arg("steps_per_epoch") = 0, py::arg("chunk_rows") = 0);
 }

@@ -368,6 +368,10 @@ dp_status dp_net_clone(const dp_net* net, dp_net** out) {
     });
 }
 
+dp_status dp_net_copy_state(dp_net* dst, const dp_net* src) {
+    return guard([&] { get(dst).copy_state(get(src)); });
+}
+
 dp_status dp_net_reserve(dp_net* net, size_t max_batch) {
     return guard([&] { get(net).reserve(max_batch); });
 }

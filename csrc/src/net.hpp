@@ -63,6 +63,7 @@ struct GradPlan {
     T l2coef = T(0);   // l2 * inv
     bool accumulate = false;
     const Rule<T>* rule = nullptr;  // fused, online
+    T* grad = nullptr;              // plain: where the gradient goes (parameter layout); null: the net's
 };
 
 // A copy of everything a training step changes, to put back (the divergence guard, restore_best).
@@ -101,6 +102,7 @@ public:
     OptimizerView optimizer_state() override;
     void reset_optimizer(dp_optimizer_kind kind) override;
     void set_optimizer_step(std::uint64_t step) override { opt_step_ = step; }
+    void copy_state(const NetBase& src) override;
     dp_status fit(const void* x, std::size_t n, dp_target kind, const void* y, const dp_fit_options& o,
                   dp_epoch_record* history, dp_fit_result* result, double* partial_loss) override;
     void workspace(std::size_t layer, const void** z, const void** a, const void** delta,
@@ -114,7 +116,8 @@ private:
         Buffer<std::int64_t> classes;
         Workspace(const Arch& arch, std::size_t c);
     };
-    struct Fit;  // the state of one fit call (train.cpp)
+    struct Fit;   // the state of one fit call (train.cpp)
+    struct Span;  // the rows of one step (train.cpp)
 
     T* z(std::size_t l) const { return const_cast<T*>(ws_->z.data()) + ws_->off[l]; }
     T* a(std::size_t l) const { return const_cast<T*>(ws_->a.data()) + ws_->off[l]; }
@@ -160,6 +163,13 @@ private:
     // Weighted mean loss (with the l2 penalty) and accuracy (NaN for mse) of x, without the workspace.
     void evaluate(const T* x, std::size_t n, dp_target kind, const void* y, const T* sw, double l2,
                   double* loss, double* accuracy) const;
+    // The sums behind evaluate: weighted loss, weight, weighted correct predictions, predictions.
+    void evaluate_sums(const T* x, std::size_t n, dp_target kind, const void* y, const T* sw, double sums[4]) const;
+    // One data-parallel step (options.reduce): this process's gradient sums of rows x [rows] of the
+    // span, the reduction, then the update from the reduced gradient. *batch_loss and *weight receive
+    // the global batch's cost and weight (0: no step). DP_ERR_INTERRUPTED if reduce asked to stop.
+    dp_status reduce_step(Fit& f, const Span& sp, const T* x, const void* y, const T* sw, double lr, bool careful,
+                          const dp_divergence& at, double* batch_loss, double* weight);
     dp_status run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, bool careful, double* mean_loss,
                         std::size_t* failed_batch);
 

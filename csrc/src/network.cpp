@@ -96,6 +96,30 @@ void Net<T>::initialize(dp_init init, std::uint64_t seed) {
 }
 
 template <class T>
+void Net<T>::copy_state(const NetBase& other) {
+    const Arch& a = other.arch();
+    if (a.dtype != arch_.dtype || a.sizes != arch_.sizes || a.activations != arch_.activations ||
+        a.slopes != arch_.slopes || a.loss != arch_.loss)
+        fail(DP_ERR_INVALID_ARGUMENT, "src: expected a net of the same architecture and dtype");
+    const auto& src = static_cast<const Net&>(other);
+    Buffer<T> fresh[3];
+    for (int i = 0; i < 3; ++i)
+        if (src.state_[i].data() && !state_[i].data()) fresh[i] = Buffer<T>(n_params_);  // may throw: nothing changed
+    for (int i = 0; i < 3; ++i)
+        if (fresh[i].data()) state_[i] = std::move(fresh[i]);
+    const std::size_t bytes = n_params_ * sizeof(T);
+    std::memcpy(params_.data(), src.params_.data(), bytes);
+    for (int i = 0; i < 3; ++i) {
+        if (!state_[i].data()) continue;
+        if (src.state_[i].data()) std::memcpy(state_[i].data(), src.state_[i].data(), bytes);
+        else std::fill(state_[i].data(), state_[i].data() + n_params_, T(0));
+    }
+    opt_kind_ = src.opt_kind_;
+    opt_step_ = src.opt_step_;
+    rng_.set_state(src.rng_.state());
+}
+
+template <class T>
 void Net<T>::reserve(std::size_t max_batch) {
     if (ws_ && max_batch <= ws_->cap) return;
     check_batch("max_batch", max_batch);
@@ -393,8 +417,9 @@ template <class T>
 void Net<T>::layer_gradient(std::size_t l, std::size_t batch, const GradPlan<T>& plan) {
     const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
     const T* in = l == 0 ? x_ : a(l - 1);
-    T* dW = grads_.data() + w_off_[l];
-    T* db = grads_.data() + b_off_[l];
+    T* const G = plan.grad ? plan.grad : grads_.data();
+    T* dW = G + w_off_[l];
+    T* db = G + b_off_[l];
     T* Wl = params_.data() + w_off_[l];
     T* bl = params_.data() + b_off_[l];
     switch (plan.mode) {

@@ -120,6 +120,8 @@ public:
     // Clears the state and sets its kind (allocates the buffers the kind needs).
     virtual void reset_optimizer(dp_optimizer_kind kind) = 0;
     virtual void set_optimizer_step(std::uint64_t step) = 0;
+    // Parameters, optimizer state and generator from src (same architecture and dtype, else Error).
+    virtual void copy_state(const NetBase& src) = 0;
     // The training loop (train.cpp). Returns DP_OK or DP_ERR_INTERRUPTED; throws Diverged or a
     // validation error. history [o.epochs] may be null. partial_loss (may be null): after an
     // interruption, the interrupted epoch's mean loss so far.

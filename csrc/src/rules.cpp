@@ -204,6 +204,13 @@ void check_fit_options(const dp_fit_options& o, dp_loss loss) {
     non_negative("min_delta", o.min_delta);
     if (o.on_progress && !(o.progress_interval >= 0.0 && finite(o.progress_interval)))
         bad(cat("progress_interval: expected a finite number >= 0, got ", o.progress_interval));
+    if (o.reduce) {
+        if (o.reduce_kind != DP_REDUCE_ORDERED && o.reduce_kind != DP_REDUCE_SUM)
+            bad(cat("reduce_kind: unknown value ", int(o.reduce_kind)));
+        if (o.ranks == 0 || o.rank >= o.ranks)
+            bad(cat("rank: expected 0 <= rank < ranks, got rank ", o.rank, " of ", o.ranks));
+        if (o.sharded && o.steps_per_epoch == 0) bad("steps_per_epoch: sharded data needs at least 1 step per epoch");
+    }
 }
 
 dp_optimizer default_optimizer(dp_optimizer_kind kind) {
@@ -256,6 +263,8 @@ dp_fit_options default_fit_options() {
     o.min_delta = 0.0;
     o.restore_best = 1;
     o.progress_interval = 0.1;
+    o.reduce_kind = DP_REDUCE_ORDERED;
+    o.ranks = 1;
     return o;
 }
 

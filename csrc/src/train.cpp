@@ -78,6 +78,18 @@ struct Net<T>::Fit {
     std::size_t epochs = 0;  // epochs completed in this call
     double lr = 0.0;         // the rate of the last step
     Ticker progress;
+    // data-parallel training (o.reduce)
+    std::size_t chunk = 0;   // replicated ORDERED: rows per chunk
+    Buffer<T> slots;         // ORDERED: [slots, n_params]
+    std::vector<double> stats;
+};
+
+// The rows of one step: the global batch is rows [start, start + b) of this process's order (the
+// shuffle or the identity; with sharded data, this process's share); this process computes rows
+// [r0, r1) of it. Replicated ORDERED: they are chunks [first, first + count) of the batch's n_chunks.
+template <class T>
+struct Net<T>::Span {
+    std::size_t start, b, r0, r1, n_chunks, first, count;
 };
 
 // One epoch over validated inputs (workspace reserved, perm_ sized). Stops before batch stop_before
@@ -93,12 +105,37 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
         for (std::size_t i = 0; i < n; ++i) perm_[i] = i;
         for (std::size_t i = n - 1; i > 0; --i) std::swap(perm_[i], perm_[rng_.below(i + 1)]);
     }
+    const bool reduce = o.reduce != nullptr, sharded = reduce && o.sharded;
+    const auto span = [&](std::size_t i) {
+        Span sp{};
+        if (sharded) {
+            sp.start = n * i / f.batches;
+            sp.b = n * (i + 1) / f.batches - sp.start;
+        } else {
+            sp.start = std::min(n, i * bs);
+            sp.b = std::min(bs, n - sp.start);
+        }
+        sp.r1 = sp.b;
+        if (reduce && !sharded && o.reduce_kind == DP_REDUCE_ORDERED) {
+            sp.n_chunks = (sp.b + f.chunk - 1) / f.chunk;
+            sp.first = sp.n_chunks * o.rank / o.ranks;
+            sp.count = sp.n_chunks * (o.rank + 1) / o.ranks - sp.first;
+            sp.r0 = std::min(sp.b, sp.first * f.chunk);
+            sp.r1 = std::min(sp.b, (sp.first + sp.count) * f.chunk);
+        } else if (reduce && !sharded) {  // SUM: an even share of the rows
+            sp.r0 = sp.b * o.rank / o.ranks;
+            sp.r1 = sp.b * (o.rank + 1) / o.ranks;
+        }
+        return sp;
+    };
     const auto started = Clock::now();
     double total = 0.0, weight = 0.0;
-    std::size_t done = 0, bi = 0;
-    for (std::size_t start = 0; start < n; start += bs, ++bi) {
+    std::size_t done = 0;
+    for (std::size_t bi = 0; bi < f.batches; ++bi) {
         if (bi == stop_before) break;
-        const std::size_t b = std::min(bs, n - start);
+        const Span sp = span(bi), sp_next = span(bi + 1);
+        // this process's rows of the batch: [start, start + b) of its order
+        const std::size_t start = sp.start + sp.r0, b = sp.r1 - sp.r0;
         const T* xb;
         const void* yb;
         const T* wb = nullptr;
@@ -108,7 +145,7 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
             // task index to the same thread from call to call): whole rows if the batch fits
             // comfortably in L2, else their heads (the hardware prefetcher follows a row once it is
             // being read).
-            const std::size_t next = start + b, next_b = std::min(bs, n - std::min(n, next));
+            const std::size_t next = sp_next.start + sp_next.r0, next_b = sp_next.r1 - sp_next.r0;
             const std::size_t row_bytes = n_in * sizeof(T);
             const std::size_t head =
                 bs * row_bytes <= (std::size_t(256) << 10) ? row_bytes : std::min<std::size_t>(row_bytes, 256);
@@ -149,6 +186,31 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
             if (f.sw) wb = f.sw + start;
         }
         const double lr = f.sched.per_step() ? f.sched.rate(f.steps) : f.sched.rate(f.epochs);
+        if (reduce) {
+            double batch_loss = 0.0, m = 0.0;
+            const dp_divergence at{epoch, bi, DP_PHASE_LOSS, 0, 0};
+            if (reduce_step(f, sp, xb, yb, wb, lr, careful, at, &batch_loss, &m) == DP_ERR_INTERRUPTED) {
+                if (mean_loss) *mean_loss = weight > 0 ? total / weight : kNaN;
+                return DP_ERR_INTERRUPTED;
+            }
+            if (m > 0.0) {
+                ++f.steps;
+                f.lr = lr;
+                if (!std::isfinite(batch_loss)) {
+                    *failed_batch = bi;
+                    return DP_ERR_DIVERGED;
+                }
+                total += batch_loss * m;
+                weight += m;
+            }
+            done += sp.b;
+            if (!careful && o.on_progress && f.progress.due()) {
+                const dp_progress p{epoch, o.epochs, bi + 1, f.batches, done, weight > 0 ? total / weight : kNaN,
+                                    seconds_since(started)};
+                o.on_progress(o.user, &p);
+            }
+            continue;
+        }
         double m = double(b);
         if (wb) {
             m = 0.0;
@@ -205,7 +267,7 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
     }
     if (mean_loss) *mean_loss = weight > 0 ? total / weight : kNaN;
     if (o.on_progress && !careful && stop_before == std::size_t(-1)) {
-        const dp_progress p{epoch, o.epochs, f.batches, f.batches, n, *mean_loss, seconds_since(started)};
+        const dp_progress p{epoch, o.epochs, f.batches, f.batches, done, *mean_loss, seconds_since(started)};
         o.on_progress(o.user, &p);
     }
     return DP_OK;
@@ -214,6 +276,15 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
 template <class T>
 void Net<T>::evaluate(const T* x, std::size_t n, dp_target kind, const void* y, const T* sw, double l2,
                       double* loss_out, double* accuracy_out) const {
+    double s[4];
+    evaluate_sums(x, n, kind, y, sw, s);
+    *loss_out = s[0] / s[1] + l2_penalty(l2, s[1]);
+    *accuracy_out = arch_.loss == DP_LOSS_MSE ? kNaN : s[2] / s[3];
+}
+
+template <class T>
+void Net<T>::evaluate_sums(const T* x, std::size_t n, dp_target kind, const void* y, const T* sw,
+                           double sums[4]) const {
     constexpr std::size_t kRows = 1024;  // bounds the scratch; the sums run in this fixed order
     const std::size_t n_in = arch_.n_in(), n_out = arch_.n_out();
     double loss = 0.0, weight = 0.0, correct = 0.0, units = 0.0;
@@ -236,8 +307,95 @@ void Net<T>::evaluate(const T* x, std::size_t n, dp_target kind, const void* y, 
             units += u;
         }
     }
-    *loss_out = loss / weight + l2_penalty(l2, weight);
-    *accuracy_out = arch_.loss == DP_LOSS_MSE ? kNaN : correct / units;
+    sums[0] = loss;
+    sums[1] = weight;
+    sums[2] = correct;
+    sums[3] = units;
+}
+
+template <class T>
+dp_status Net<T>::reduce_step(Fit& f, const Span& sp, const T* x, const void* y, const T* sw, double lr,
+                              bool careful, const dp_divergence& at, double* batch_loss, double* weight) {
+    const dp_fit_options& o = f.o;
+    const std::size_t np = n_params_, n_in = arch_.n_in(), n_out = arch_.n_out(), rows = sp.r1 - sp.r0;
+    const bool ordered = o.reduce_kind == DP_REDUCE_ORDERED;
+    // The gradient sum (not the mean) of rows [r0, r1) of x into g, their loss and weight sums into st.
+    const auto local_sum = [&](std::size_t r0, std::size_t r1, T* g, double* st) {
+        st[0] = st[1] = st[2] = st[3] = 0.0;
+        if (r0 == r1) {
+            std::fill(g, g + np, T(0));
+            return;
+        }
+        const void* yr = f.kind == DP_TARGET_VALUES ? static_cast<const void*>(static_cast<const T*>(y) + r0 * n_out)
+                                                    : static_cast<const void*>(static_cast<const std::int64_t*>(y) + r0);
+        double m = 0.0;
+        st[0] = forward_loss(x + r0 * n_in, r1 - r0, f.kind, yr, sw ? sw + r0 : nullptr, &m);
+        st[1] = m;
+        GradPlan<T> plan;
+        plan.grad = g;
+        backpropagate(r1 - r0, plan);
+    };
+    dp_reduce_call call{};
+    call.n_params = np;
+    call.stats = f.stats.data();
+    call.batch = at.batch;
+    T* const slots = f.slots.data();
+    if (ordered && !o.sharded) {  // one slot per chunk of the global batch
+        call.n_slots = sp.n_chunks;
+        call.first = sp.first;
+        call.count = sp.count;
+        for (std::size_t k = 0; k < sp.count; ++k)
+            local_sum(k * f.chunk, std::min(rows, (k + 1) * f.chunk), slots + (sp.first + k) * np,
+                      call.stats + (sp.first + k) * 4);
+    } else if (ordered) {  // one slot per process
+        call.n_slots = o.ranks;
+        call.first = o.rank;
+        call.count = 1;
+        local_sum(0, rows, slots + o.rank * np, call.stats + o.rank * 4);
+    } else {
+        call.n_slots = 1;
+        call.count = 1;
+        local_sum(0, rows, grads_.data(), call.stats);
+    }
+    call.grads = ordered ? static_cast<void*>(slots) : static_cast<void*>(grads_.data());
+    if (o.reduce(o.reduce_user, &call)) return DP_ERR_INTERRUPTED;
+    double c = 0.0, m = 0.0;
+    for (std::size_t k = 0; k < call.n_slots; ++k) {
+        c += call.stats[k * 4];
+        m += call.stats[k * 4 + 1];
+    }
+    *weight = m;
+    if (!(m > 0.0)) return DP_OK;  // a batch whose weights are all 0 has no gradient: no step
+    *batch_loss = c / m + l2_penalty(o.l2, m);  // of the weights before the step
+    // grad = (the slots summed in slot order) / m, in fixed ranges (never cut by the thread count)
+    constexpr std::size_t kChunk = 16384;
+    const T inv = T(1.0 / m);
+    T* g = grads_.data();
+    const std::size_t n_slots = ordered ? call.n_slots : 1;
+    const T* src = ordered ? slots : g;
+    kernels::parallel_for((np + kChunk - 1) / kChunk, [&](std::size_t t) {
+        const std::size_t i0 = t * kChunk, i1 = std::min(np, i0 + kChunk);
+        if (src != g) std::memcpy(g + i0, src + i0, (i1 - i0) * sizeof(T));
+        for (std::size_t k = 1; k < n_slots; ++k) {
+            const T* s = src + k * np;
+            for (std::size_t i = i0; i < i1; ++i) g[i] += s[i];
+        }
+        for (std::size_t i = i0; i < i1; ++i) g[i] *= inv;
+    });
+    if (o.l2 != 0.0) {  // dW += (l2 / m) W, as the plain gradient
+        const T l2coef = T(o.l2 / m);
+        for (std::size_t l = 0; l < arch_.layers(); ++l)
+            kernels::axpy(arch_.sizes[l] * arch_.sizes[l + 1], l2coef, W(l), g + w_off_[l]);
+    }
+    if (careful) {
+        if (!std::isfinite(*batch_loss)) diverged(at, "the loss", lr);
+        guarded_step(o.optimizer, lr, at);
+    } else {
+        clip_gradient(o.optimizer.clip_norm);
+        apply_rule(make_rule(o.optimizer, lr));
+        ++opt_step_;
+    }
+    return DP_OK;
 }
 
 template <class T>
@@ -264,7 +422,9 @@ dp_status Net<T>::fit(const void* x, std::size_t n, dp_target kind, const void* 
         if (wv) check_weights("sample_weight_val", wv, o.n_val);
     }
     const std::size_t bs = std::min(o.batch_size, n);
-    reserve(bs);
+    const bool sharded = o.reduce && o.sharded;
+    // sharded: this process's share of a step is at most ceil(n / steps) rows
+    reserve(sharded ? std::max<std::size_t>(1, (n + o.steps_per_epoch - 1) / o.steps_per_epoch) : bs);
     if (o.shuffle && perm_.size() < n) perm_.resize(n);
     Snapshot<T> epoch_start, best;
     prepare_state(o.optimizer.kind);  // may reset the state: a new kind starts afresh (documented)
@@ -272,9 +432,18 @@ dp_status Net<T>::fit(const void* x, std::size_t n, dp_target kind, const void* 
     const bool keep_best = o.early_stopping && o.restore_best;
     if (keep_best) allocate(best);
 
-    Fit f{static_cast<const T*>(x), n, kind, y, sw, o, bs, (n + bs - 1) / bs,
+    Fit f{static_cast<const T*>(x), n, kind, y, sw, o, bs, sharded ? o.steps_per_epoch : (n + bs - 1) / bs,
           Schedule(o.schedule, o.optimizer.lr), o.optimizer.clip_norm <= 0.0, 0, 0, o.optimizer.lr,
-          Ticker(o.progress_interval)};
+          Ticker(o.progress_interval), 0, Buffer<T>(), {}};
+    if (o.reduce) {
+        f.chunk = o.chunk_rows ? o.chunk_rows : (bs + 7) / 8;
+        const std::size_t n_slots = o.reduce_kind == DP_REDUCE_SUM ? 1 : sharded ? o.ranks : (bs + f.chunk - 1) / f.chunk;
+        if (o.reduce_kind == DP_REDUCE_ORDERED) {
+            if (n_slots > std::numeric_limits<std::size_t>::max() / 8 / n_params_) throw std::bad_alloc();
+            f.slots = Buffer<T>(n_slots * n_params_);
+        }
+        f.stats.assign(4 * std::max(n_slots, o.ranks), 0.0);
+    }
     const dp_monitor monitor = o.monitor != DP_MONITOR_AUTO ? o.monitor : (xv ? DP_MONITOR_VAL_LOSS : DP_MONITOR_LOSS);
     const bool higher_better = monitor == DP_MONITOR_VAL_ACCURACY;
     double best_value = higher_better ? -INFINITY : INFINITY;
@@ -323,7 +492,26 @@ dp_status Net<T>::fit(const void* x, std::size_t n, dp_target kind, const void* 
         }
         ++f.epochs;
         dp_epoch_record rec{e, mean, kNaN, kNaN, f.lr, 0.0};
-        if (xv) evaluate(xv, o.n_val, o.val_kind, o.y_val, wv, o.l2, &rec.val_loss, &rec.val_accuracy);
+        if (xv && sharded) {  // every process's validation shard: the sums, reduced
+            const bool ordered = o.reduce_kind == DP_REDUCE_ORDERED;
+            double* st = f.stats.data();
+            std::fill(f.stats.begin(), f.stats.end(), 0.0);
+            const dp_reduce_call call{nullptr, st, 0, ordered ? o.ranks : 1, ordered ? o.rank : 0, 1, std::size_t(-1)};
+            evaluate_sums(xv, o.n_val, o.val_kind, o.y_val, wv, st + 4 * call.first);
+            if (o.reduce(o.reduce_user, &call)) {
+                if (partial_loss) *partial_loss = kNaN;
+                res.interrupted = 1;
+                if (result) *result = res;
+                return DP_ERR_INTERRUPTED;
+            }
+            double s[4] = {0.0, 0.0, 0.0, 0.0};
+            for (std::size_t k = 0; k < call.n_slots; ++k)
+                for (int j = 0; j < 4; ++j) s[j] += st[4 * k + j];
+            rec.val_loss = s[0] / s[1] + l2_penalty(o.l2, s[1]);
+            rec.val_accuracy = arch_.loss == DP_LOSS_MSE ? kNaN : s[2] / s[3];
+        } else if (xv) {
+            evaluate(xv, o.n_val, o.val_kind, o.y_val, wv, o.l2, &rec.val_loss, &rec.val_accuracy);
+        }
         rec.seconds = seconds_since(started);
         if (history) history[e] = rec;
         res.epochs_done = e + 1;
@@ -351,7 +539,7 @@ dp_status Net<T>::fit(const void* x, std::size_t n, dp_target kind, const void* 
             res.stopped_early = 1;
             break;
         }
-        if (o.cancel && e + 1 < o.epochs && o.cancel(o.user)) {
+        if (o.cancel && !o.reduce && e + 1 < o.epochs && o.cancel(o.user)) {
             res.interrupted = 1;
             if (partial_loss) *partial_loss = kNaN;
             if (result) *result = res;

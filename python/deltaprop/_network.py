@@ -6,6 +6,7 @@ import math
 import operator
 import os
 from collections import namedtuple
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -530,7 +531,8 @@ class Network:
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 0.0, monitor: Optional[str] = None, restore_best: bool = True,
             callbacks: Union[Callable[[EpochRecord], object], Sequence[Callable[[EpochRecord], object]], None] = None,
-            ) -> History:
+            comm: Any = None, reduction: str = "reproducible", data: str = "sharded",
+            chunk_rows: Optional[int] = None) -> History:
         """Train for `epochs` epochs in the native loop; returns a History (a list of the per-epoch
         training losses, with validation metrics, rates and timings).
 
@@ -548,7 +550,36 @@ class Network:
         Ctrl-C stops between batches (the parameters of the last complete step kept) and raises
         KeyboardInterrupt; DivergenceError if training diverges (the net as before that step). Either
         way ``net.history`` holds the completed epochs.
+
+        comm: an mpi4py communicator (``deltaprop[mpi]``) to train one model across its ranks
+        (docs/distributed.md): reduction "reproducible" (bitwise identical for any number of ranks with
+        replicated data; chunk_rows rows per chunk, default ceil(batch_size / 8)) or "fast"
+        (MPI_Allreduce); data "sharded" (each rank passes its own part) or "replicated" (every rank
+        passes the same arrays). Without comm these three are not used.
         """
+        args = dict(X=X, Y=Y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
+                    l2=l2, weight_decay=weight_decay, shuffle=shuffle, seed=seed, callback=callback,
+                    verbose=verbose, optimizer=optimizer, schedule=schedule, clip_norm=clip_norm,
+                    sample_weight=sample_weight, validation_data=validation_data,
+                    validation_split=validation_split, early_stopping=early_stopping, patience=patience,
+                    min_delta=min_delta, monitor=monitor, restore_best=restore_best, callbacks=callbacks)
+        if comm is not None:
+            from . import distributed  # mpi4py is imported there, only when asked for
+            return distributed._fit(self, comm, reduction, data, chunk_rows, args)
+        p = self._fit_prepare(**args)
+        if p.seed is not None:
+            self._core.seed(p.seed)
+        if p.epochs == 0:  # as 0.1: nothing to train, the values are not read
+            self.history = History()
+            return self.history
+        return self._fit_run(p)
+
+    def _fit_prepare(self, X: Any, Y: Any, epochs: Any, batch_size: Any, lr: Any, momentum: Any, nesterov: Any,
+                     l2: Any, weight_decay: Any, shuffle: Any, seed: Any, callback: Any, verbose: Any,
+                     optimizer: Any, schedule: Any, clip_norm: Any, sample_weight: Any, validation_data: Any,
+                     validation_split: Any, early_stopping: Any, patience: Any, min_delta: Any, monitor: Any,
+                     restore_best: Any, callbacks: Any) -> SimpleNamespace:
+        """fit's arguments checked and converted (nothing changed in the net)."""
         X = self._matrix(X, "X", self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
@@ -608,13 +639,18 @@ class Network:
         batch_size = _integer("batch_size", batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1 or None, got {batch_size}")
-        if seed is not None:
-            self._core.seed(seed)
-        if epochs == 0:  # as 0.1: nothing to train, the values are not read
-            self.history = History()
-            return self.history
+        return SimpleNamespace(X=X, Y=Yc, w=w, Xv=Xv, Yv=Yv, wv=wv, epochs=epochs, batch_size=batch_size,
+                               shuffle=bool(shuffle), l2=l2, opt=opt, sched=sched, schedule=schedule,
+                               early_stopping=bool(early_stopping), monitor=monitors[monitor], patience=patience,
+                               min_delta=min_delta, restore_best=bool(restore_best), callback=callback,
+                               callbacks=callbacks, verbose=verbose, seed=seed)
 
-        n_batches = -(-X.shape[0] // min(batch_size, X.shape[0]))
+    def _fit_run(self, p: SimpleNamespace, dist: Any = None) -> History:
+        """The native loop over prepared arguments; dist: a deltaprop.distributed session (or None)."""
+        X, Yc, w, Xv, Yv, wv = p.X, p.Y, p.w, p.Xv, p.Yv, p.wv
+        epochs, callback, callbacks = p.epochs, p.callback, p.callbacks
+        verbose = p.verbose if dist is None or dist.rank == 0 else 0  # only rank 0 prints
+        n_batches = dist.steps if dist is not None else -(-X.shape[0] // min(p.batch_size, X.shape[0]))
         progress = Progress(verbose, epochs, n_batches) if verbose else None
         records: List[EpochRecord] = []
 
@@ -624,14 +660,20 @@ class Network:
             if progress is not None:
                 progress.epoch_end(r)
             stop = False
-            if callback is not None and callback(r.epoch, r.loss):
-                stop = True
-            for c in callbacks:
-                if c(r):
+            try:
+                if callback is not None and callback(r.epoch, r.loss):
                     stop = True
-            return stop
+                for c in callbacks:
+                    if c(r):
+                        stop = True
+            except BaseException as e:
+                if dist is None:
+                    raise
+                dist.fail(e)  # kept, raised once every rank has stopped
+            return dist.agree_stop(stop) if dist is not None else stop
 
-        need_epoch = progress is not None or callback is not None or bool(callbacks)
+        need_epoch = progress is not None or callback is not None or bool(callbacks) or dist is not None
+        native = dist.native() if dist is not None else (None, 0, 0, 1, False, 0, 0)
 
         def history(out: Sequence[Any], interrupted: bool) -> History:
             recs = [make_record(t) for t in out[0]]
@@ -639,10 +681,11 @@ class Network:
                            interrupted=interrupted)
 
         try:
-            out = self._core.fit(X, Yc, w, Xv, Yv, wv, epochs, batch_size, bool(shuffle), l2, opt, sched,
-                                 bool(early_stopping), monitors[monitor], patience, min_delta, bool(restore_best),
-                                 on_epoch if need_epoch else None, progress.update if progress is not None and verbose == 1 else None,
-                                 Progress.interval)
+            out = self._core.fit(X, Yc, w, Xv, Yv, wv, epochs, p.batch_size, p.shuffle, p.l2, p.opt, p.sched,
+                                 p.early_stopping, p.monitor, p.patience, p.min_delta, p.restore_best,
+                                 on_epoch if need_epoch else None,
+                                 progress.update if progress is not None and verbose == 1 else None,
+                                 Progress.interval, *native)
         except BaseException as e:
             if progress is not None:
                 progress.close()

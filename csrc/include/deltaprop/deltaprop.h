@@ -226,6 +226,44 @@ typedef struct dp_progress {
 typedef int (*dp_epoch_fn)(void* user, const dp_epoch_record* record); /* non-zero: stop training */
 typedef void (*dp_progress_fn)(void* user, const dp_progress* progress);
 
+/* ---- data-parallel training (docs/distributed.md) ----
+ * The library never talks to other processes: with dp_fit_options.reduce set, dp_net_fit runs one step
+ * of every global batch on each of `ranks` processes, hands this process's gradient SUMS (not means) to
+ * reduce, which combines them across processes (e.g. with MPI collectives) and hands back the same
+ * values on every process; every process then applies the same update.
+ *   DP_REDUCE_ORDERED (reproducible): the gradient sums are written to slots of a buffer
+ *     [n_slots, num_params]; this process fills slots [first, first + count), reduce fills the others
+ *     (a gather: MPI_Allgatherv in place), and every process adds the slots up in slot order. With
+ *     replicated data a slot is a chunk of chunk_rows rows of the global batch (chunks are cut by the
+ *     batch alone; process r of p owns chunks [C r / p, C (r + 1) / p) of the C chunks), so the result
+ *     is bitwise identical for any number of processes and threads; with sharded data a slot is a
+ *     process's share (identical on every process, for any threads).
+ *   DP_REDUCE_SUM (fast): one slot holding this process's sum (with replicated data, of rows
+ *     [b r / p, b (r + 1) / p) of a batch of b rows); reduce replaces it by the sum over all processes
+ *     (MPI_Allreduce, MPI_SUM): identical on every process, not across process counts.
+ * stats [n_slots, 4] (doubles) go along with the same slots and the same operation: per slot the loss
+ * sum and the weight sum (rows, or the sum of the sample weights), then a value reduce may use for
+ * itself (deltaprop's Python layer agrees on stopping through it), then 0. The cost of the step is
+ * sum(gradients) / sum(weights) + the l2 term. Validation with sharded data calls reduce once per epoch
+ * with grads NULL, n_params 0 and stats (loss sum, weight sum, correct, predictions) per slot.
+ * reduce returns non-zero to stop training before this step's update (DP_ERR_INTERRUPTED); it must
+ * return the same on every process. With reduce set, dp_net_fit does not call cancel between batches
+ * (stop through reduce), the divergence guard locates a failure from the reduced values only (so every
+ * process stops at the same step), and every process must call dp_net_fit with the same options
+ * (except rank, and the data and its size with sharded data). */
+typedef enum dp_reduce_kind { DP_REDUCE_ORDERED = 0, DP_REDUCE_SUM = 1 } dp_reduce_kind;
+
+typedef struct dp_reduce_call {
+    void* grads;         /* [n_slots, n_params], the net's dtype; NULL for validation statistics */
+    double* stats;       /* [n_slots, 4] */
+    size_t n_params;
+    size_t n_slots;      /* ORDERED: chunks of this batch (replicated) or ranks (sharded); SUM: 1 */
+    size_t first, count; /* the slots this process filled */
+    size_t batch;        /* the global batch in the epoch (0-based); (size_t)-1 for validation */
+} dp_reduce_call;
+
+typedef int (*dp_reduce_fn)(void* reduce_user, const dp_reduce_call* call);
+
 typedef struct dp_fit_options {
     size_t epochs;
     size_t batch_size;          /* >= 1; larger than n means the full batch */
@@ -252,6 +290,16 @@ typedef struct dp_fit_options {
     dp_progress_fn on_progress; /* at most once per progress_interval seconds; may be NULL */
     double progress_interval;   /* default 0.1 */
     void* user;                 /* passed to cancel, on_epoch and on_progress */
+    /* data-parallel training (above); reduce NULL: this process alone */
+    dp_reduce_fn reduce;
+    void* reduce_user;
+    dp_reduce_kind reduce_kind;
+    size_t rank, ranks;         /* this process, 0 <= rank < ranks */
+    int sharded;                /* 0: every process passes the same data (replicated) and the global batches
+                                   are those of one process; 1: x is this process's shard, cut into
+                                   steps_per_epoch contiguous parts of its own shuffle, one per global batch */
+    size_t steps_per_epoch;     /* sharded: global batches per epoch, the same on every process */
+    size_t chunk_rows;          /* replicated ORDERED: rows per chunk; 0: ceil(batch_size / 8) */
 } dp_fit_options;
 
 typedef struct dp_fit_result {
@@ -307,6 +355,11 @@ DP_API dp_status dp_net_create(dp_net** out, size_t n_sizes, const size_t* sizes
                                dp_dtype dtype, dp_init init, uint64_t seed);
 DP_API void dp_net_destroy(dp_net* net); /* NULL is a no-op */
 DP_API dp_status dp_net_clone(const dp_net* net, dp_net** out); /* deep copy, optimizer and rng state too */
+/* Copy the parameters, the optimizer state (kind, step, buffers) and the shuffle generator of src into
+ * dst, a net of the same architecture and dtype (DP_ERR_INVALID_ARGUMENT otherwise; dst unchanged). For
+ * starting every process of data-parallel training from one process's state (dp_net_save_buffer,
+ * a broadcast, dp_net_load_buffer, then this). */
+DP_API dp_status dp_net_copy_state(dp_net* dst, const dp_net* src);
 /* Reserve the workspace for batches up to max_batch; forward/backward/step then allocate nothing.
  * Calls with a larger batch reserve more on their own. */
 DP_API dp_status dp_net_reserve(dp_net* net, size_t max_batch);
