@@ -91,7 +91,8 @@ struct F64x4 {
 };
 
 // 16 ymm registers: 6 x 2 accumulators + 2 B vectors + 1 broadcast (dot: 3 x 4 + 3 + 1).
-// Direct-kernel thresholds measured on Zen 3 (784 <-> 256 layers, batch 1..64).
+// Direct-kernel thresholds: re-derived by benchmarks/gemm_bench.cpp on the W1 shapes (784 <-> 256
+// layers, batch 1..64); figures in benchmarks/README.md.
 struct Avx2F32 {
     using S = F32x8;
     static constexpr int MR = 6, NV = 2;

@@ -111,8 +111,8 @@ struct F64x8 {
 
 // 32 zmm registers: 14 x 2 accumulators + 2 B vectors + 1 broadcast. Rows of op(A) are always packed
 // (A_IN_PLACE false): read in place, the micro-kernel would need 14 row pointers, more than the general
-// registers left beside B, C and the counters, and its loop would spill (W3 forward: 0.73 of the AVX2
-// GEMM in place, 0.93 packed on AMD Zen 4; benchmarks/README.md).
+// registers left beside B, C and the counters, and its loop would spill (benchmarks/gemm_bench.cpp
+// compares both; figures in benchmarks/README.md).
 struct Avx512F32 {
     using S = F32x16;
     static constexpr int MR = 14, NV = 2;
