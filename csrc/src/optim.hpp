@@ -58,32 +58,52 @@ struct Rule {
 };
 
 // Adam/AdamW on n contiguous elements at offset off of the parameter layout: w, g point at them.
-template <class T>
-void adam_span(const Rule<T>& r, std::size_t off, std::size_t n, const T* g_in, T* w) {
+// The variant flags are compile-time in the loop (one branch-free loop each, which vectorises).
+template <class T, bool L2, bool DECOUPLED, bool HAT, bool AMS>
+void adam_loop(const Rule<T>& r, std::size_t off, std::size_t n, const T* __restrict g_in, T* __restrict w) {
     T* __restrict m = r.s0 + off;
     T* __restrict v = r.s1 + off;
-    T* __restrict vmax = r.amsgrad ? r.s2 + off : nullptr;
-    const bool l2 = r.kind == DP_OPTIM_ADAM && r.weight_decay != T(0);
-    const bool decoupled = r.kind == DP_OPTIM_ADAMW && r.weight_decay != T(0);
+    T* __restrict vmax = r.s2 + off;
+    const T wd = r.weight_decay, decay = r.decay, b1 = r.beta1, omb1 = r.one_minus_beta1, b2 = r.beta2,
+            omb2 = r.one_minus_beta2, eps = r.eps, bc2 = r.bc2_sqrt, step = r.neg_step_size;
     for (std::size_t i = 0; i < n; ++i) {
         T g = g_in[i];
-        if (l2) g = g + r.weight_decay * w[i];  // g += weight_decay w
-        if (decoupled) w[i] = w[i] * r.decay;   // w *= 1 - lr weight_decay
-        T denom;
-        if (!r.eps_hat) {
-            m[i] = m[i] + r.one_minus_beta1 * (g - m[i]);            // m = lerp(m, g, 1 - beta1)
-            v[i] = v[i] * r.beta2 + r.one_minus_beta2 * g * g;       // v = beta2 v + (1 - beta2) g^2
-            T vv = v[i];
-            if (vmax) vv = vmax[i] = std::max(vmax[i], vv);
-            denom = std::sqrt(vv) / r.bc2_sqrt + r.eps;              // sqrt(v) / sqrt(1 - beta2^t) + eps
+        if constexpr (L2) g = g + wd * w[i];         // g += weight_decay w
+        if constexpr (DECOUPLED) w[i] = w[i] * decay;  // w *= 1 - lr weight_decay
+        T vv;
+        if constexpr (!HAT) {
+            m[i] = m[i] + omb1 * (g - m[i]);       // m = lerp(m, g, 1 - beta1)
+            v[i] = v[i] * b2 + omb2 * g * g;       // v = beta2 v + (1 - beta2) g^2
         } else {
-            m[i] = r.beta1 * m[i] + r.one_minus_beta1 * g;           // m = beta1 m + (1 - beta1) g
-            v[i] = r.beta2 * v[i] + r.one_minus_beta2 * (g * g);     // v = beta2 v + (1 - beta2) g^2
-            T vv = v[i];
-            if (vmax) vv = vmax[i] = std::max(vmax[i], vv);
-            denom = std::sqrt(vv) + r.eps;                           // sqrt(v) + eps
+            m[i] = b1 * m[i] + omb1 * g;           // m = beta1 m + (1 - beta1) g
+            v[i] = b2 * v[i] + omb2 * (g * g);     // v = beta2 v + (1 - beta2) g^2
         }
-        w[i] = w[i] + r.neg_step_size * m[i] / denom;                // w -= step_size m / denom
+        vv = v[i];
+        if constexpr (AMS) {
+            vv = vmax[i] > vv ? vmax[i] : vv;      // vmax = max(vmax, v)
+            vmax[i] = vv;
+        }
+        T denom;
+        if constexpr (!HAT)
+            denom = std::sqrt(vv) / bc2 + eps;     // sqrt(v) / sqrt(1 - beta2^t) + eps
+        else
+            denom = std::sqrt(vv) + eps;           // sqrt(v) + eps
+        w[i] = w[i] + step * m[i] / denom;         // w -= step_size m / denom
+    }
+}
+
+template <class T>
+void adam_span(const Rule<T>& r, std::size_t off, std::size_t n, const T* g, T* w) {
+    const bool l2 = r.kind == DP_OPTIM_ADAM && r.weight_decay != T(0);
+    const bool dec = r.kind == DP_OPTIM_ADAMW && r.weight_decay != T(0);
+    const int variant = (l2 ? 8 : 0) | (dec ? 4 : 0) | (r.eps_hat ? 2 : 0) | (r.amsgrad ? 1 : 0);
+    switch (variant) {
+#define DP_ADAM_CASE(V) \
+    case V: return adam_loop<T, (V & 8) != 0, (V & 4) != 0, (V & 2) != 0, (V & 1) != 0>(r, off, n, g, w);
+        DP_ADAM_CASE(0) DP_ADAM_CASE(1) DP_ADAM_CASE(2) DP_ADAM_CASE(3)
+        DP_ADAM_CASE(4) DP_ADAM_CASE(5) DP_ADAM_CASE(6) DP_ADAM_CASE(7)
+        DP_ADAM_CASE(8) DP_ADAM_CASE(9) DP_ADAM_CASE(10) DP_ADAM_CASE(11)
+#undef DP_ADAM_CASE
     }
 }
 
