@@ -25,7 +25,31 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
         return yv ? yv[r * n + c] : T(yc[r] == std::int64_t(c) ? 1 : 0);
     };
     double total = 0.0;
-    for (std::size_t r = r0; r < r1; ++r) {
+    if (arch.loss == DP_LOSS_BINARY_CROSS_ENTROPY) {
+        // C0 = sum_j softplus(z_j) - y_j z_j, delta = a - y. softplus runs vectorised over pieces of the
+        // rows taken as one stream (no allocation: this runs in pool tasks).
+        constexpr std::size_t kPiece = 512;
+        double zin[kPiece], sp[kPiece];
+        std::size_t r = r0, c = 0;
+        double row = 0.0;
+        for (std::size_t e0 = r0 * n, end = r1 * n; e0 < end; e0 += kPiece) {
+            const std::size_t m = std::min(kPiece, end - e0);
+            for (std::size_t i = 0; i < m; ++i) zin[i] = double(z[e0 + i]);
+            kernels::softplus(zin, sp, m);
+            for (std::size_t i = 0; i < m; ++i) {
+                const T t = target(r, c);
+                row += sp[i] - double(t) * zin[i];
+                if (delta) delta[e0 + i] = a[e0 + i] - t;
+                if (++c == n) {
+                    total += sw ? double(sw[r]) * row : row;
+                    row = 0.0;
+                    c = 0;
+                    ++r;
+                }
+            }
+        }
+    }
+    for (std::size_t r = r0; r < r1 && arch.loss != DP_LOSS_BINARY_CROSS_ENTROPY; ++r) {
         const T* zr = z + r * n;
         const T* ar = a + r * n;
         T* dr = delta ? delta + r * n : nullptr;
@@ -38,22 +62,8 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
                     if (dr) dr[c] = T(2) * d;
                 }
                 break;
-            case DP_LOSS_BINARY_CROSS_ENTROPY: {  // C0 = sum_j softplus(z_j) - y_j z_j, delta = a - y
-                // softplus vectorised over pieces of the row (no allocation: this runs in pool tasks)
-                constexpr std::size_t kPiece = 256;
-                double zin[kPiece], sp[kPiece];
-                for (std::size_t c0 = 0; c0 < n; c0 += kPiece) {
-                    const std::size_t m = std::min(kPiece, n - c0);
-                    for (std::size_t i = 0; i < m; ++i) zin[i] = double(zr[c0 + i]);
-                    kernels::softplus(zin, sp, m);
-                    for (std::size_t i = 0; i < m; ++i) {
-                        const T t = target(r, c0 + i);
-                        row += sp[i] - double(t) * zin[i];
-                        if (dr) dr[c0 + i] = ar[c0 + i] - t;
-                    }
-                }
+            case DP_LOSS_BINARY_CROSS_ENTROPY:  // above, over all the rows as one stream
                 break;
-            }
             case DP_LOSS_CROSS_ENTROPY: {  // C0 = -sum_j y_j (z_j - logsumexp z), delta = a - y
                 double m = zr[0];
                 for (std::size_t c = 1; c < n; ++c) m = std::max(m, double(zr[c]));
