@@ -65,3 +65,15 @@ def test_help_lists_the_names():
     doc = dp.Network.__doc__
     for name in dp.ACTIVATIONS + dp.LOSSES + dp.INITS:
         assert name in doc
+
+
+def test_out_of_memory_names_what_and_how_many_bytes():
+    # in a subprocess: should the allocation ever succeed lazily, only that process would suffer
+    import subprocess
+    import sys
+
+    code = ("import deltaprop as dp\ntry:\n    dp.Network([2**24, 2**15])\nexcept MemoryError as e:\n"
+            "    print('MemoryError:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "MemoryError: out of memory allocating the parameters, gradients and momentum buffer (" in out
+    assert "bytes)" in out

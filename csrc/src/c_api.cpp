@@ -50,6 +50,8 @@ dp_status guard(F&& f) noexcept {
         return set_error(e.status, e.what());
     } catch (const Error& e) {
         return set_error(e.status, e.what());
+    } catch (const deltaprop::detail::OutOfMemory& e) {
+        return set_error(DP_ERR_OUT_OF_MEMORY, e.what());
     } catch (const std::bad_alloc&) {
         return set_error(DP_ERR_OUT_OF_MEMORY, "out of memory");
     } catch (const std::system_error& e) {

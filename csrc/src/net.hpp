@@ -152,6 +152,7 @@ private:
     void save(Snapshot<T>& s) const;             // s must be allocated for the state in use
     void restore(const Snapshot<T>& s);
     void allocate(Snapshot<T>& s) const;
+    void allocate_copy(Snapshot<T>& s) const;
     // the divergence guard's diagnosis: throws Diverged if a layer's values are not finite
     void check_forward(std::size_t batch, const dp_divergence& at) const;
     void check_gradient(const dp_divergence& at) const;

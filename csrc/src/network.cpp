@@ -58,8 +58,13 @@ Net<T>::Workspace::Workspace(const Arch& arch, std::size_t c) : cap(c) {
 }
 
 template <class T>
-Net<T>::Net(const Arch& arch) : NetBase(arch), params_(n_params_), grads_(n_params_) {
-    state_[0] = Buffer<T>(n_params_);
+Net<T>::Net(const Arch& arch) : NetBase(arch) {
+    const double bytes = 3.0 * double(n_params_) * sizeof(T);
+    naming_allocation("the parameters, gradients and momentum buffer", bytes, [&] {
+        params_ = Buffer<T>(n_params_);
+        grads_ = Buffer<T>(n_params_);
+        state_[0] = Buffer<T>(n_params_);
+    });
 }
 
 template <class T>
@@ -124,7 +129,12 @@ void Net<T>::reserve(std::size_t max_batch) {
     if (ws_ && max_batch <= ws_->cap) return;
     check_batch("max_batch", max_batch);
     const std::size_t cap = ws_ ? std::max(max_batch, 2 * ws_->cap) : max_batch;
-    auto ws = std::make_unique<Workspace>(arch_, cap);  // may throw bad_alloc: nothing changed
+    double per_row = double(arch_.n_in() + arch_.n_out() + 1);
+    for (std::size_t l = 1; l < arch_.sizes.size(); ++l) per_row += 3.0 * double(arch_.sizes[l]);
+    const std::string what = "the workspace for batches of " + std::to_string(cap) + " samples";
+    auto ws = naming_allocation(what.c_str(), per_row * double(cap) * sizeof(T), [&] {
+        return std::make_unique<Workspace>(arch_, cap);  // may throw: nothing changed
+    });
     // Keep the old workspace alive: pointers handed out earlier stay valid (and stale).
     if (ws_) retired_.push_back(std::move(ws_));
     ws_ = std::move(ws);
@@ -460,8 +470,10 @@ template <class T>
 void Net<T>::prepare_state(dp_optimizer_kind kind) {
     const std::size_t need = state_buffers(kind, kind != DP_OPTIM_SGD);
     Buffer<T> fresh[3];
-    for (std::size_t i = 1; i < need; ++i)
-        if (!state_[i].data()) fresh[i] = Buffer<T>(n_params_);  // may throw: nothing changed yet
+    naming_allocation("the optimizer state", double(need - 1) * double(n_params_) * sizeof(T), [&] {
+        for (std::size_t i = 1; i < need; ++i)
+            if (!state_[i].data()) fresh[i] = Buffer<T>(n_params_);  // may throw: nothing changed yet
+    });
     for (std::size_t i = 1; i < need; ++i)
         if (fresh[i].data()) state_[i] = std::move(fresh[i]);
     if (kind != opt_kind_) {
@@ -544,6 +556,12 @@ void Net<T>::clip_gradient(double max_norm) {
 
 template <class T>
 void Net<T>::allocate(Snapshot<T>& s) const {
+    naming_allocation("a copy of the parameters and optimizer state (the divergence guard, restore_best)",
+                      4.0 * double(n_params_) * sizeof(T), [&] { allocate_copy(s); });
+}
+
+template <class T>
+void Net<T>::allocate_copy(Snapshot<T>& s) const {
     if (!s.params.data()) s.params = Buffer<T>(n_params_);
     if (!s.s0.data()) s.s0 = Buffer<T>(n_params_);
     if (opt_kind_ != DP_OPTIM_SGD) {

@@ -11,6 +11,8 @@
 //   train.cpp    the training loop: epochs, batches, validation, early stopping, progress, the guard
 // This header is the interface the C ABI uses.
 #include <array>
+#include <cstdio>
+#include <new>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,6 +31,26 @@ struct Error : std::runtime_error {
     Error(dp_status s, const std::string& message) : std::runtime_error(message), status(s) {}
 };
 [[noreturn]] void fail(dp_status status, const std::string& message);
+
+// Out of memory, saying what was being allocated and how many bytes (a std::bad_alloc).
+struct OutOfMemory : std::bad_alloc {
+    std::string message;
+    explicit OutOfMemory(std::string m) : message(std::move(m)) {}
+    const char* what() const noexcept override { return message.c_str(); }
+};
+// Runs f; a std::bad_alloc from it becomes OutOfMemory naming `what` and `bytes` (the total asked for).
+template <class F>
+auto naming_allocation(const char* what, double bytes, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const OutOfMemory&) {
+        throw;
+    } catch (const std::bad_alloc&) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "out of memory allocating %s (%.0f bytes)", what, bytes);
+        throw OutOfMemory(buf);
+    }
+}
 
 // Training produced a non-finite value; the net is as before the failing step.
 struct Diverged : Error {

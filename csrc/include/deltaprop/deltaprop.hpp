@@ -7,7 +7,7 @@
 //   deltaprop::interrupted   the cancel callback stopped training (std::runtime_error)
 //   deltaprop::diverged      training produced NaN or infinity (std::runtime_error; where() says
 //                            where); parameters and optimizer state are as before the failing step
-//   std::bad_alloc           out of memory
+//   deltaprop::out_of_memory out of memory (a std::bad_alloc whose what() says what and how many bytes)
 // Buffers are row-major [batch, features] in the net's dtype; the typed overloads check T against it.
 #ifndef DELTAPROP_HPP
 #define DELTAPROP_HPP
@@ -33,6 +33,13 @@ struct io_error : std::runtime_error {
 };
 struct state_error : std::logic_error {
     using std::logic_error::logic_error;
+};
+struct out_of_memory : std::bad_alloc {
+    explicit out_of_memory(std::string message) : message_(std::move(message)) {}
+    const char* what() const noexcept override { return message_.c_str(); }
+
+private:
+    std::string message_;
 };
 struct interrupted : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -62,7 +69,7 @@ inline void check(dp_status s) {
             dp_last_divergence(&d);
             throw diverged(msg, d);
         }
-        case DP_ERR_OUT_OF_MEMORY: throw std::bad_alloc();
+        case DP_ERR_OUT_OF_MEMORY: throw out_of_memory(msg);
         default: throw std::runtime_error(msg);
     }
 }
