@@ -748,14 +748,23 @@ void gemm_packed(const GemmArgs<T>& g) {
 }
 
 // Tall and skinny, op(A) = A (rows contiguous), few columns: all of op(B) is packed once (it is small),
-// and the micro-kernel broadcasts op(A) straight from its rows, so the big operand is streamed once,
-// never copied. A task is a block of rows; inside it, K blocks, then slivers of op(B), then MR rows.
+// and the micro-kernel broadcasts op(A) straight from its rows, so the big operand is never copied. A
+// task is a block of rows; inside it, K blocks, then groups of mc rows (a group's K block stays in L2
+// while every sliver of op(B) passes over it, so A comes from memory once per K block, not once per
+// sliver), then slivers, then MR rows. The grouping changes no sum: each tile is the same.
 template <class Cfg, class T>
 void gemm_tall(const GemmArgs<T>& g) {
     using S = typename Cfg::S;
     constexpr size_t MR = Cfg::MR, W = S::W, NR = Cfg::NV * W;
     const size_t M = g.M, N = g.N, K = g.K;
     const size_t nkb = ceil_div(K, blocking<Cfg>().kc), kcb = ceil_div(K, nkb);
+    const size_t group = blocking<Cfg>().mc;  // a multiple of MR
+    // Columns left over after the full slivers that fill less than a vector (N = 25 with 8-wide
+    // slivers of 4-wide vectors: 1) would waste most of a micro-kernel pass: with op(B) = B^T they go to
+    // the dot kernel, which runs along k (B's rows are contiguous) and wastes nothing.
+    const size_t tail = N % NR;
+    const bool dot_tail = g.trans_b && tail != 0 && tail < size_t(W) && tail <= size_t(Cfg::DOT_JB);
+    const size_t n_micro = dot_tail ? N - tail : N, ns_micro = ceil_div(n_micro, NR);
     const size_t ns = ceil_div(N, NR), block = ns * NR * kcb;  // packed elements per K block
     T* pb = static_cast<T*>(scratch(0, nkb * block * sizeof(T)));
     if (!pb) {
@@ -774,15 +783,31 @@ void gemm_tall(const GemmArgs<T>& g) {
         for (size_t b = 0; b < nkb; ++b) {
             const size_t pc = b * kcb, kc = min_sz(kcb, K - pc);
             const T beta = b == 0 ? g.beta : T(1);
-            for (size_t s = 0; s < ns; ++s) {
-                const size_t nr = min_sz(NR, N - s * NR);
-                const T* bs = pb + b * block + s * NR * kc;
-                with_const<Cfg::NV>(ceil_div(nr, W), [&](auto nv) {
-                    for (size_t i = i0; i < i1; i += MR)
-                        micro<S, int(MR), decltype(nv)::value, true>(
-                            kc, g.A + i * g.lda + pc, g.lda, bs, NR, g.C + i * g.ldc + s * NR, g.ldc,
-                            min_sz(MR, i1 - i), nr, g.alpha, beta);
-                });
+            for (size_t r0 = i0; r0 < i1; r0 += group) {
+                const size_t r1 = min_sz(i1, r0 + group);
+                for (size_t s = 0; s < ns_micro; ++s) {
+                    const size_t nr = min_sz(NR, N - s * NR);
+                    const T* bs = pb + b * block + s * NR * kc;
+                    with_const<Cfg::NV>(ceil_div(nr, W), [&](auto nv) {
+                        for (size_t i = r0; i < r1; i += MR)
+                            micro<S, int(MR), decltype(nv)::value, true>(
+                                kc, g.A + i * g.lda + pc, g.lda, bs, NR, g.C + i * g.ldc + s * NR, g.ldc,
+                                min_sz(MR, r1 - i), nr, g.alpha, beta);
+                    });
+                }
+                if (dot_tail) {
+                    const T* bt = g.B + n_micro * g.ldb + pc;
+                    T* ct = g.C + n_micro;
+                    with_const<Cfg::DOT_JB>(tail, [&](auto jb) {
+                        // one column: twice the rows, so that enough sums are in flight
+                        constexpr int IB = decltype(jb)::value == 1 ? 2 * Cfg::DOT_IB : Cfg::DOT_IB;
+                        for (size_t i = r0; i < r1; i += IB)
+                            with_const<IB>(min_sz(IB, r1 - i), [&](auto ib) {
+                                dot_block<S, decltype(ib)::value, decltype(jb)::value>(
+                                    kc, g.A + i * g.lda + pc, g.lda, bt, g.ldb, ct + i * g.ldc, g.ldc, g.alpha, beta);
+                            });
+                    });
+                }
             }
         }
         epilogue(g, i0, i1, 0, N);
