@@ -449,6 +449,32 @@ def test_fused_fit_equals_backward_then_step_bitwise(opt, extra, dtype):
     assert _state_bytes(net) == _state_bytes(manual)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bs", [1, 11])  # 11: batches of 11, 11 and a last one of one row
+def test_online_fit_keeps_the_last_step_gradient(dtype, bs):
+    # Batch-1 plain SGD runs the online update, which writes the gradient only for the last step of a
+    # run: after the fit, and in each epoch's callback, params AND grad are those of backward + step.
+    rng = np.random.default_rng(22)
+    net = dp.Network([6, 8, 3], activation="sigmoid", output="sigmoid", loss="mse", dtype=dtype, seed=22)
+    manual = net.copy()
+    n, epochs = 23, 2
+    X = rng.normal(size=(n, 6)).astype(dtype)
+    Y = rng.uniform(size=(n, 3)).astype(dtype)
+    seen = []
+    net.fit(X, Y, epochs=epochs, batch_size=bs, shuffle=False, optimizer=SGD(0.05),
+            callbacks=lambda record: seen.append(net.grad.copy()))
+    grads = []
+    for _ in range(epochs):
+        for s in range(0, n, bs):
+            manual.backward(X[s:s + bs], Y[s:s + bs])
+            grads.append(manual.grad.copy())
+            manual.step(SGD(0.05))
+    assert net.params.tobytes() == manual.params.tobytes()
+    assert net.grad.tobytes() == manual.grad.tobytes()
+    steps = -(-n // bs)
+    assert [g.tobytes() for g in seen] == [grads[(e + 1) * steps - 1].tobytes() for e in range(epochs)]
+
+
 def _fit_with_threads(dp_mod, threads, opt, validation, schedule):
     dp_mod.set_num_threads(threads)
     rng = np.random.default_rng(31)

@@ -132,7 +132,7 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
 template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
                    T* db, T* b) {
-    assert(rows == 0 || (delta && db && b && (cols == 0 || (x && dW && W))));
+    assert(rows == 0 || (delta && (db || b) && !db == !dW && !b == !W && (cols == 0 || x)));
     DP_DISPATCH(online_update, rows, cols, lr, delta, x, dW, W, db, b);
 }
 template <class T>

@@ -52,7 +52,8 @@ void sgd_step(std::size_t n, T lr, T momentum, bool nesterov, T weight_decay, co
 
 // Online (batch-1) plain-SGD update of one layer, fused with its gradient:
 // dW[r][c] = delta[r] * x[c]; W[r][c] -= lr * dW[r][c]; db[r] = delta[r]; b[r] -= lr * db[r].
-// Bitwise equal to the gradient followed by sgd_step with no momentum and no weight decay.
+// Bitwise equal to the gradient followed by sgd_step with no momentum and no weight decay. dW and db
+// null: the update without keeping the gradient; W and b null: the gradient without the update.
 template <class T>
 void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
                    T* db, T* b);

@@ -206,23 +206,38 @@ void param_update_block(std::size_t rows, std::size_t cols, std::size_t ld, T l2
     }
 }
 
-template <class T>
-void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
-                   T* db, T* b) {
+// The four buffers never overlap (activations or input, parameters, gradient), which the restrict
+// qualifiers tell the compiler: no overlap checks per row.
+template <class T, bool kGrad, bool kUpdate>
+void online_pass(std::size_t rows, std::size_t cols, T lr, const T* __restrict delta, const T* __restrict x,
+                 T* __restrict dW, T* __restrict W, T* __restrict db, T* __restrict b) {
     for (std::size_t r = 0; r < rows; ++r) {
         const T d = delta[r];
-        T* __restrict gw = dW + r * cols;
-        T* __restrict w = W + r * cols;
+        T* __restrict gw = kGrad ? dW + r * cols : nullptr;
+        T* __restrict w = kUpdate ? W + r * cols : nullptr;
         for (std::size_t c = 0; c < cols; ++c) {
             const T g = d * x[c] + T(0);  // dW = delta x^T (+0: a zero is +0, as the GEMM gives)
-            gw[c] = g;
-            w[c] -= lr * g;  // w -= lr g
+            if (kGrad) gw[c] = g;
+            if (kUpdate) w[c] -= lr * g;  // w -= lr g
         }
     }
     for (std::size_t r = 0; r < rows; ++r) {
-        db[r] = delta[r] + T(0);
-        b[r] -= lr * db[r];
+        const T g = delta[r] + T(0);
+        if (kGrad) db[r] = g;
+        if (kUpdate) b[r] -= lr * g;
     }
+}
+
+// dW, db null: the update alone (the gradient is not kept); W, b null: the gradient alone.
+template <class T>
+void online_update(std::size_t rows, std::size_t cols, T lr, const T* delta, const T* x, T* dW, T* W,
+                   T* db, T* b) {
+    if (!W)
+        online_pass<T, true, false>(rows, cols, lr, delta, x, dW, W, db, b);
+    else if (!dW)
+        online_pass<T, false, true>(rows, cols, lr, delta, x, dW, W, db, b);
+    else
+        online_pass<T, true, true>(rows, cols, lr, delta, x, dW, W, db, b);
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ struct GradPlan {
     T l2coef = T(0);   // l2 * inv
     bool accumulate = false;
     const Rule<T>* rule = nullptr;  // fused, online
+    bool keep_grad = true;          // online: false leaves dW and db unwritten (see store_deferred_grad)
     T* grad = nullptr;              // plain: where the gradient goes (parameter layout); null: the net's
 };
 
@@ -173,6 +174,10 @@ private:
                           const dp_divergence& at, double* batch_loss, double* weight);
     dp_status run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, bool careful, double* mean_loss,
                         std::size_t* failed_batch);
+    // The gradient of the last online step taken with keep_grad false, written from the workspace (its
+    // delta and inputs are still there): the next step would have overwritten it, so a run of online
+    // steps stores only its last one's. No-op if there is none.
+    void store_deferred_grad();
 
     Buffer<T> params_, grads_;
     Buffer<T> state_[3];  // optimizer state, parameter layout (state_[0] always allocated)
@@ -185,6 +190,7 @@ private:
     const T* x_ = nullptr;
     std::size_t batch_ = 0;
     bool has_forward_ = false, has_delta_ = false;
+    bool grad_deferred_ = false;  // the last step's gradient is in the workspace, not in grads_
 };
 
 }  // namespace deltaprop::detail

@@ -459,9 +459,20 @@ void Net<T>::layer_gradient(std::size_t l, std::size_t batch, const GradPlan<T>&
             return;
         }
         case GradMode::online:  // batch 1, plain SGD: dW = delta x^T and W -= lr dW in one pass
-            kernels::online_update(n_out, n_in, plan.rule->lr, delta(l), in, dW, Wl, db, bl);
+            kernels::online_update(n_out, n_in, plan.rule->lr, delta(l), in, plan.keep_grad ? dW : nullptr, Wl,
+                                   plan.keep_grad ? db : nullptr, bl);
             return;
     }
+}
+
+template <class T>
+void Net<T>::store_deferred_grad() {
+    if (!grad_deferred_) return;
+    grad_deferred_ = false;
+    T* const G = grads_.data();
+    for (std::size_t l = 0; l < arch_.layers(); ++l)
+        kernels::online_update(arch_.sizes[l + 1], arch_.sizes[l], T(0), delta(l), l == 0 ? x_ : a(l - 1),
+                               G + w_off_[l], static_cast<T*>(nullptr), G + b_off_[l], static_cast<T*>(nullptr));
 }
 
 // ---- the optimizer ----

@@ -101,6 +101,10 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
     const std::size_t n = f.n, bs = f.bs, n_in = arch_.n_in(), n_out = arch_.n_out();
     const dp_fit_options& o = f.o;
     const bool shuffle = o.shuffle != 0;
+    struct StoreGrad {  // on every way out, the last online step's gradient goes where callers read it
+        Net& net;
+        ~StoreGrad() { net.store_deferred_grad(); }
+    } store_grad{*this};
     if (shuffle) {
         for (std::size_t i = 0; i < n; ++i) perm_[i] = i;
         for (std::size_t i = n - 1; i > 0; --i) std::swap(perm_[i], perm_[rng_.below(i + 1)]);
@@ -224,6 +228,7 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
             plan.l2coef = T(o.l2 / m);
             double c;
             if (careful) {
+                grad_deferred_ = false;  // this step's gradient replaces it
                 c = forward_loss(xb, b, f.kind, yb, wb, &m);
                 check_forward(b, at);
                 if (!std::isfinite(c / m + penalty)) diverged(at, "the loss", lr);
@@ -235,8 +240,12 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
                 if (f.fuse) {
                     plan.rule = &rule;
                     plan.mode = b == 1 && !wb && o.l2 == 0.0 && rule.plain_sgd() ? GradMode::online : GradMode::fused;
+                    // a run of online steps stores only its last gradient (the store costs a third of the update)
+                    plan.keep_grad = plan.mode != GradMode::online;
                     backpropagate(b, plan);
+                    grad_deferred_ = !plan.keep_grad;
                 } else {
+                    grad_deferred_ = false;
                     backpropagate(b, plan);
                     clip_gradient(o.optimizer.clip_norm);
                     apply_rule(rule);
@@ -256,6 +265,7 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
         done += b;
         if (careful) continue;
         if (o.on_progress && f.progress.due()) {
+            store_deferred_grad();
             const dp_progress p{epoch, o.epochs, bi + 1, f.batches, done, weight > 0 ? total / weight : kNaN,
                                 seconds_since(started)};
             o.on_progress(o.user, &p);
@@ -267,6 +277,7 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
     }
     if (mean_loss) *mean_loss = weight > 0 ? total / weight : kNaN;
     if (o.on_progress && !careful && stop_before == std::size_t(-1)) {
+        store_deferred_grad();
         const dp_progress p{epoch, o.epochs, f.batches, f.batches, done, *mean_loss, seconds_since(started)};
         o.on_progress(o.user, &p);
     }
