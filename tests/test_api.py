@@ -288,6 +288,35 @@ def test_predict_converts_what_it_cannot_take_as_is():
         net.predict(np.full((1, 6), np.nan, np.float32))
 
 
+def test_every_array_takes_the_one_normalisation_path():
+    """X, Y, grad, sample weights and validation data: an exact array (the binding's exact() test,
+    also predict's) is used as it is; anything else is converted, with the argument named."""
+    net = dp.Network([3, 4, 2], seed=0)  # float32
+    X = np.ones((5, 3), np.float32)
+    Y = np.zeros((5, 2), np.float32)
+    exact = net._core.exact
+    assert exact(X, 0, 3) and exact(X, 5, 3) and exact(np.ones(5, np.float32), 5, 0)
+    for x, rows, cols in ((X.astype(np.float64), 0, 3), (np.asfortranarray(np.ones((5, 3), np.float32)), 0, 3),
+                          (X.view(np.matrix), 0, 3), (X.astype(">f4"), 0, 3), (X, 4, 3), (X, 0, 2),
+                          (X[:0], 0, 3), (X.tolist(), 0, 3), (np.ones((5, 1), np.float32), 5, 0),
+                          (np.ones(4, np.float32), 5, 0)):
+        assert not exact(x, rows, cols)
+    assert net._array(X, "X", 0, 3) is X
+    assert net._array(X.astype(np.float64), "X", 0, 3).dtype == np.float32
+    big = np.ones(5)
+    big[3] = 1e300
+    with pytest.raises(ValueError, match=r"sample_weight: values overflow float32"):
+        net.backward(X, Y, sample_weight=big)
+    with pytest.raises(ValueError, match=r"sample_weight_val: values overflow float32"):
+        net.fit(X, Y, lr=0.1, validation_data=(X, Y, big))
+    with pytest.raises(ValueError, match=r"X_val: values overflow float32"):
+        net.fit(X, Y, lr=0.1, validation_data=(big.reshape(5, 1) * np.ones((1, 3)), Y))
+    with pytest.raises(ValueError, match=r"grad: expected shape \(batch, 2\), got \(5, 3\)"):
+        net.backward_from_output_grad(X)
+    with pytest.raises(ValueError, match=r"sample_weight: expected a 1-D array of 5 weights \(one per row of X\), got shape \(5, 1\)"):
+        net.loss(X, Y, sample_weight=np.ones((5, 1)))
+
+
 def test_predict_from_several_threads():
     net = dp.Network([20, 64, 32, 5], activation="tanh", dtype="float64", seed=0)
     inputs = [np.random.default_rng(i).normal(size=(50 + i, 20)) for i in range(6)]

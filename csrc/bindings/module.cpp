@@ -44,6 +44,23 @@ const void* buffer(const py::array& a, const py::dtype& dt, const char* name, st
     return a.data();
 }
 
+// numpy.ndarray itself, set when the module is imported (numpy outlives this module's arrays).
+PyTypeObject* ndarray_type = nullptr;
+
+// The one test of whether an array can go to the core as it is, with no check or conversion left for
+// the Python layer (python/deltaprop/_network.py, Network._array, converts everything else): a
+// numpy.ndarray (not a subclass), of dtype dt (the same descriptor: the net's), C-contiguous, of shape
+// (rows, cols); rows 0: any batch >= 1; cols 0: a 1-D array of `rows` elements.
+bool exact(py::handle x, const py::dtype& dt, std::size_t rows, std::size_t cols) {
+    if (Py_TYPE(x.ptr()) != ndarray_type) return false;
+    const auto a = py::reinterpret_borrow<py::array>(x);
+    const py::ssize_t ndim = cols ? 2 : 1;
+    if (a.ndim() != ndim || a.shape(0) < 1 || (rows && std::size_t(a.shape(0)) != rows) ||
+        (cols && std::size_t(a.shape(1)) != cols) || !(a.flags() & py::array::c_style))
+        return false;
+    return a.dtype().is(dt);
+}
+
 std::size_t rows_of(const py::array& a) { return a.ndim() == 0 ? 1 : static_cast<std::size_t>(a.shape(0)); }
 
 // Targets: class indices (int64, 1-D) or values in the net's dtype.
@@ -171,9 +188,7 @@ int fit_reduce(void* user, const dp_reduce_call* c) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "deltaprop native core (use the deltaprop package, not this module)";
-    // numpy.ndarray itself: lives as long as numpy, which this module's arrays keep imported
-    PyTypeObject* const ndarray =
-        reinterpret_cast<PyTypeObject*>(py::module_::import("numpy").attr("ndarray").ptr());
+    ndarray_type = reinterpret_cast<PyTypeObject*>(py::module_::import("numpy").attr("ndarray").ptr());
 
     py::register_exception_translator([](std::exception_ptr p) {
         try {
@@ -365,18 +380,17 @@ PYBIND11_MODULE(_core, m) {
             }
             return out;
         }, py::arg("x"))
-        // predict without the Python layer's checks (they cost a tenth of a batch-1 call) when x is
-        // exactly what predict needs: a numpy.ndarray (not a subclass) of the net's dtype, C-contiguous,
-        // of shape (batch >= 1, n_in). Anything else returns None, and the Python layer validates and
-        // converts it, then calls predict.
-        .def("predict_exact", [ndarray](PyNet& n, py::handle x) -> py::object {
-            if (Py_TYPE(x.ptr()) != ndarray) return py::none();
-            const auto a = py::reinterpret_borrow<py::array>(x);
-            if (a.ndim() != 2 || a.shape(0) < 1 || std::size_t(a.shape(1)) != n.net.n_in() ||
-                !(a.flags() & py::array::c_style))
-                return py::none();
+        // Whether x can be passed as it is (exact above); the Python layer asks before converting.
+        .def("exact", [](const PyNet& n, py::handle x, std::size_t rows, std::size_t cols) {
+            return exact(x, n.dtype(), rows, cols);
+        }, py::arg("x"), py::arg("rows"), py::arg("cols"))
+        // predict in one call, without the Python layer (a second call into it costs a tenth of a
+        // batch-1 predict), when x is exact for (any batch, n_in). Anything else returns None, and the
+        // Python layer converts it (Network._array), then calls predict.
+        .def("predict_exact", [](PyNet& n, py::handle x) -> py::object {
             const py::dtype dt = n.dtype();
-            if (!a.dtype().is(dt)) return py::none();
+            if (!exact(x, dt, 0, n.net.n_in())) return py::none();
+            const auto a = py::reinterpret_borrow<py::array>(x);
             // The output array is made (and the GIL let go) while the workers start on the first layers.
             struct Out {
                 py::dtype dt;

@@ -7,6 +7,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 
 namespace deltaprop::kernels {
 
@@ -41,7 +42,7 @@ template const ElementwiseKernels<double>& elementwise_kernels<double>(Level);
 namespace {
 // Large passes are split over the thread pool in tasks of about kGrain elements whose boundaries depend
 // only on the shape (each element's arithmetic is the same whatever the split).
-constexpr std::size_t kGrain = 32768;
+constexpr std::size_t kGrain = tuning::kGrain;
 
 // f(r0, r1) over row ranges of a [rows, cols] array
 template <class F>

@@ -15,6 +15,7 @@
 #include <cstddef>
 
 #include "kernels/elementwise.h"
+#include "kernels/tuning.h"
 
 namespace deltaprop::kernels::DP_ISA_NS {
 namespace {
@@ -146,7 +147,7 @@ void softmax_backward(const T* a, T* delta, std::size_t rows, std::size_t cols) 
 template <class T>
 void column_sums(const T* delta, std::size_t rows, std::size_t cols, T alpha, bool accumulate, T* db) {
     // Each column summed over rows in order (vectorised across columns), then scaled.
-    constexpr std::size_t kChunk = 256;
+    constexpr std::size_t kChunk = tuning::kColumnSumChunk;
     T s[kChunk];
     for (std::size_t c0 = 0; c0 < cols; c0 += kChunk) {
         const std::size_t nc = cols - c0 < kChunk ? cols - c0 : kChunk;

@@ -39,6 +39,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 
 namespace deltaprop::kernels::detail {
 
@@ -83,16 +84,23 @@ inline size_t max_sz(size_t a, size_t b) { return a < b ? b : a; }
 inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return ceil_div(a, b) * b; }
 
-// Work below this many flops per task is not worth handing to another thread.
-constexpr double kMinTaskFlops = 2.0e5;
-constexpr double kMinPackedTaskFlops = 1.0e6;
-constexpr size_t kMaxTasks = 64;
-constexpr size_t kPackGrain = 8192;   // elements of B packed per task
-constexpr size_t kSplitMinK = 2048, kSplitParts = 8;  // split K: long K, C of at most kSplitMaxC
-constexpr size_t kSplitMaxC = size_t(1) << 16;
-constexpr size_t kEpilogueSlivers = 8;  // slivers of C finished before the epilogue runs on them
-constexpr size_t kPrefetchRows = 24;  // rows of B read in place that the micro-kernel fetches ahead
-constexpr size_t kAxpyMaxBBytes = size_t(512) << 10;  // op(B) re-read by the direct kernel: L2-sized
+// The task sizes, thresholds and counts of the cuts below: tuning.h (what each trades, and the
+// benchmark that re-derives it).
+using tuning::kMinTaskFlops;
+using tuning::kMinPackedTaskFlops;
+using tuning::kMaxTasks;
+using tuning::kPackGrain;
+using tuning::kFewRowBlocks;
+using tuning::kSmallBatchKcFactor;
+using tuning::kColumnTasks;
+using tuning::kParamRowTasks;
+using tuning::kSplitMinK;
+using tuning::kSplitParts;
+using tuning::kSplitMaxC;
+using tuning::kSplitSumBlocks;
+using tuning::kEpilogueSlivers;
+using tuning::kPrefetchRows;
+using tuning::kAxpyMaxBBytes;
 
 // Whether `rows` cache lines spaced `stride` bytes apart fit in L1 together (assumed 64 sets of 8
 // lines): strides of a multiple of 4 KiB put them all in one set, where 8 evict each other.
@@ -570,7 +578,8 @@ void gemm_packed(const GemmArgs<T>& g) {
     // Few rows of op(A) (a small batch): longer K blocks, fewer hand-offs (the packed op(B) sliver of a
     // K block is re-read by only a few micro-tiles, from L2).
     const Blocking& bl = blocking<Cfg>();
-    const size_t kc_max = ceil_div(M, bl.mc) < 8 && !g.trans_a ? 4 * bl.kc : bl.kc;
+    const size_t kc_max =
+        ceil_div(M, bl.mc) < kFewRowBlocks && !g.trans_a ? kSmallBatchKcFactor * bl.kc : bl.kc;
     const size_t nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb);
     const size_t nnb = ceil_div(N, bl.nc), ncb = round_up(ceil_div(N, nnb), NR);
     size_t nmb = ceil_div(M, bl.mc), mcb = round_up(ceil_div(M, nmb), MR);
@@ -580,7 +589,7 @@ void gemm_packed(const GemmArgs<T>& g) {
     const bool param_rows = g.trans_a && !g.trans_b && nkb == 1 && M >= 4 * MR;
     if (param_rows) {
         const double flops = 2.0 * double(M) * double(N) * double(K);
-        nmb = min_sz(min_sz(8, ceil_div(M, MR)), max_sz(1, size_t(flops / kMinPackedTaskFlops)));
+        nmb = min_sz(min_sz(kParamRowTasks, ceil_div(M, MR)), max_sz(1, size_t(flops / kMinPackedTaskFlops)));
         mcb = round_up(ceil_div(M, nmb), MR);
         nmb = ceil_div(M, mcb);
     }
@@ -590,9 +599,9 @@ void gemm_packed(const GemmArgs<T>& g) {
     //  - few row blocks (small batch): a task is a column chunk of C; it packs its own chunk of op(B)
     //    (no packed B crosses between cores) and runs it against all of op(A), packed once and shared.
     size_t nt = ncb;
-    const bool by_columns = nmb < 8 && !param_rows;
+    const bool by_columns = nmb < kFewRowBlocks && !param_rows;
     if (by_columns)
-        while (ceil_div(ncb, nt) < 8 && nt > NR &&
+        while (ceil_div(ncb, nt) < kColumnTasks && nt > NR &&
                2.0 * double(M) * double(nt / 2) * double(K) >= kMinPackedTaskFlops)
             nt = round_up(nt / 2, NR);
     // op(B) = B and few rows of op(A): each B sliver is used by too few micro-tiles to repay packing;
@@ -848,7 +857,7 @@ void gemm_split_k(const GemmArgs<T>& g, size_t parts) {
         s.ep = nullptr;
         gemm_packed_any<Cfg>(s);
     });
-    const size_t blocks = min_sz(M, 8), height = ceil_div(M, blocks);
+    const size_t blocks = min_sz(M, kSplitSumBlocks), height = ceil_div(M, blocks);
     parallel_for(ceil_div(M, height), [&](size_t r) {
         const size_t i0 = r * height, i1 = min_sz(M, i0 + height);
         for (size_t i = i0; i < i1; ++i) {

@@ -3,14 +3,16 @@
 
 #include <cstdlib>
 
+#include "kernels/tuning.h"
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 
 namespace deltaprop::kernels {
 namespace {
-constexpr std::size_t kHugeMin = std::size_t(512) << 10;
-constexpr std::size_t kHuge = std::size_t(2) << 20;
+constexpr std::size_t kHugeMin = tuning::kHugePageMinBytes;
+constexpr std::size_t kHuge = std::size_t(2) << 20;  // the huge page size
 }  // namespace
 
 void* alloc_bytes(std::size_t bytes) noexcept {

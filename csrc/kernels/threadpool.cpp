@@ -9,13 +9,15 @@
 // participant that has finished its range waits a moment for the others, then takes tasks from their
 // ranges. The caller returns once every task has completed. Which thread runs a task never changes a
 // result: that depends only on the task index.
-// Crossing between the two vCPUs of a VM can cost a quarter of a microsecond per cache line, so a job
-// touches as few shared lines as it can: the job line (caller to workers), the owner's own range
+// Cross-core transfers dominate small jobs (each shared cache line written by one core and read by
+// another crosses once; benchmarks/vcpu_pingpong.cpp times a crossing), so a job touches as few shared
+// lines as it can: the job line (caller to workers), the owner's own range
 // counter, the completion counter (workers to caller), and whatever the tasks themselves share.
 // Workers spin briefly after each job, then sleep on a condition variable.
 // The pool object is never destroyed (threads may still be alive during static destruction), and a
 // child of fork() starts with a fresh, empty pool.
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 
 #include <atomic>
 #include <cassert>
@@ -45,10 +47,9 @@ namespace deltaprop::kernels {
 namespace {
 
 constexpr std::uint64_t kIndexMask = 0xffffffffu;
-constexpr auto kSpin = std::chrono::microseconds(1000);  // workers spin this long before sleeping
-// A participant done with its range waits this long for the others to finish theirs before taking
-// their tasks.
-constexpr auto kStealDelay = std::chrono::microseconds(2);
+// (tuning.h: what each trades, and the benchmark that re-derives it)
+constexpr auto kSpin = std::chrono::microseconds(tuning::kSpinMicroseconds);  // workers spin, then sleep
+constexpr auto kStealDelay = std::chrono::microseconds(tuning::kStealDelayMicroseconds);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -304,7 +305,7 @@ struct Pool {
     void finish(std::uint32_t g, std::size_t n, TaskFn f, void* ctx) {
         work(0, g, f, ctx, n);
         for (unsigned spins = 1; c.done.load(std::memory_order_acquire) != n; ++spins) {
-            if (spins < 4096) cpu_relax();
+            if (spins < tuning::kCallerPauses) cpu_relax();
             else std::this_thread::yield();
         }
     }

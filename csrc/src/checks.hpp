@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 #include "src/network.hpp"
 
 namespace deltaprop::detail {
@@ -25,7 +26,7 @@ bool all_finite(const T* p, std::size_t n) {
 // Index of the first non-finite element of p[0..n), or n; fixed chunks on the thread pool.
 template <class T>
 std::size_t first_non_finite(const T* p, std::size_t n) {
-    constexpr std::size_t kChunk = std::size_t(1) << 16;
+    constexpr std::size_t kChunk = kernels::tuning::kFiniteChunk;
     const std::size_t chunks = (n + kChunk - 1) / kChunk;
     std::atomic<bool> bad{false};
     kernels::parallel_for(chunks, [&](std::size_t c) {

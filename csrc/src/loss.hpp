@@ -7,6 +7,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 #include "src/layer.hpp"
 #include "src/network.hpp"
 
@@ -28,7 +29,7 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
     if (arch.loss == DP_LOSS_BINARY_CROSS_ENTROPY) {
         // C0 = sum_j softplus(z_j) - y_j z_j, delta = a - y. softplus runs vectorised over pieces of the
         // rows taken as one stream (no allocation: this runs in pool tasks).
-        constexpr std::size_t kPiece = 512;
+        constexpr std::size_t kPiece = kernels::tuning::kLossPiece;
         double zin[kPiece], sp[kPiece];
         std::size_t r = r0, c = 0;
         double row = 0.0;
@@ -98,10 +99,10 @@ double output_loss_rows(const Arch& arch, const T* z, const T* a, std::size_t r0
     return total;
 }
 
-// The chunking of output_loss: at most 64 chunks, cut by the batch only (never the thread count).
-constexpr std::size_t kLossChunks = 64;
+// The chunking of output_loss: at most kLossChunks chunks, cut by the batch only (never the thread count).
+constexpr std::size_t kLossChunks = kernels::tuning::kLossMaxChunks;
 inline std::size_t loss_chunk_rows(std::size_t batch) {
-    return std::max<std::size_t>(512, (batch + kLossChunks - 1) / kLossChunks);
+    return std::max<std::size_t>(kernels::tuning::kLossMinChunkRows, (batch + kLossChunks - 1) / kLossChunks);
 }
 
 // Weighted loss of one batch from the output pre-activations z and activations a, summed over samples

@@ -13,6 +13,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 #include "src/checks.hpp"
 #include "src/layer.hpp"
 #include "src/loss.hpp"
@@ -273,13 +274,16 @@ void Net<T>::predict_impl(const T* x, std::size_t batch, T* out, T* z_out, void*
 }
 
 // forward_pair's task count for layers l and l + 1: fixed by the shape (never by the thread count),
-// about one per 2e5 flops of layer l, in whole groups of 8 rows; 1: no pair (also for the last layer).
+// about one per kPairTaskFlops flops of layer l, in whole groups of kPairRows rows (tuning.h); 1: no
+// pair (also for the last layer).
 template <class T>
 std::size_t Net<T>::pair_parts(std::size_t l) const {
     if (l + 1 >= arch_.layers() || arch_.activations[l] == DP_SOFTMAX) return 1;
     const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
-    const std::size_t by_flops = std::size_t(2.0 * double(n_in) * double(n_out) / 2.0e5);
-    return std::max<std::size_t>(1, std::min({by_flops, (n_out + 7) / 8, std::size_t(16)}));
+    namespace tuning = kernels::tuning;
+    const std::size_t by_flops = std::size_t(2.0 * double(n_in) * double(n_out) / tuning::kPairTaskFlops);
+    const std::size_t groups = (n_out + tuning::kPairRows - 1) / tuning::kPairRows;
+    return std::max<std::size_t>(1, std::min({by_flops, groups, tuning::kPairMaxParts}));
 }
 
 // One sample through layers l and l + 1 in one parallel job (matrix-vector products, bound by reading
@@ -295,7 +299,8 @@ template <class Outputs>
 void Net<T>::forward_pair(std::size_t l, const T* in, T* z1, T* a1, Outputs&& outputs, T** a2_out) const {
     const std::size_t n1 = arch_.sizes[l + 1], n2 = arch_.sizes[l + 2];
     const std::size_t parts = pair_parts(l);
-    const std::size_t rows = ((n1 + parts - 1) / parts + 7) / 8 * 8;
+    constexpr std::size_t group = kernels::tuning::kPairRows;
+    const std::size_t rows = ((n1 + parts - 1) / parts + group - 1) / group * group;
     const std::size_t tasks = (n1 + rows - 1) / rows;
     T* part = scratch(2, tasks * n2);
     // captured by value (48 bytes: the job carries them to the workers in its own cache line)
@@ -527,7 +532,7 @@ void Net<T>::apply_rule(const Rule<T>& rule) {
                           params_.data(), state_[0].data());
         return;
     }
-    constexpr std::size_t kChunk = 16384;  // fixed by the size, never the thread count
+    constexpr std::size_t kChunk = kernels::tuning::kParamChunk;  // fixed by the size, never the thread count
     const std::size_t chunks = (n_params_ + kChunk - 1) / kChunk;
     const T* g = grads_.data();
     T* w = params_.data();
@@ -543,7 +548,7 @@ void Net<T>::apply_rule(const Rule<T>& rule) {
 template <class T>
 void Net<T>::clip_gradient(double max_norm) {
     if (max_norm <= 0.0) return;
-    constexpr std::size_t kChunk = 16384;
+    constexpr std::size_t kChunk = kernels::tuning::kParamChunk;
     const std::size_t chunks = (n_params_ + kChunk - 1) / kChunk;
     std::vector<double> part(chunks);
     const T* g = grads_.data();

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "kernels/threadpool.h"
+#include "kernels/tuning.h"
 #include "src/checks.hpp"
 #include "src/loss.hpp"
 #include "src/net.hpp"
@@ -46,8 +47,11 @@ public:
         const auto now = Clock::now();
         const auto since = now - read_;
         read_ = now;
-        if (since < std::chrono::microseconds(500) && stride_ < 4096) stride_ *= 2;
-        else if (since > std::chrono::milliseconds(2) && stride_ > 1) stride_ /= 2;
+        if (since < std::chrono::microseconds(kernels::tuning::kClockMinMicroseconds) &&
+            stride_ < kernels::tuning::kClockMaxStride)
+            stride_ *= 2;
+        else if (since > std::chrono::microseconds(kernels::tuning::kClockMaxMicroseconds) && stride_ > 1)
+            stride_ /= 2;
         if (std::chrono::duration<double>(now - last_).count() < interval_) return false;
         last_ = now;
         return true;
@@ -152,8 +156,11 @@ dp_status Net<T>::run_epoch(Fit& f, std::size_t epoch, std::size_t stop_before, 
             const std::size_t next = sp_next.start + sp_next.r0, next_b = sp_next.r1 - sp_next.r0;
             const std::size_t row_bytes = n_in * sizeof(T);
             const std::size_t head =
-                bs * row_bytes <= (std::size_t(256) << 10) ? row_bytes : std::min<std::size_t>(row_bytes, 256);
-            const std::size_t parts = bs * row_bytes >= (std::size_t(32) << 10) ? 8 : 1;
+                bs * row_bytes <= kernels::tuning::kGatherWholeRowsBytes
+                    ? row_bytes
+                    : std::min<std::size_t>(row_bytes, kernels::tuning::kGatherHeadBytes);
+            const std::size_t parts =
+                bs * row_bytes >= kernels::tuning::kGatherParallelBytes ? kernels::tuning::kGatherParts : 1;
             T* xw = ws_->x.data();
             const T* X = f.X;
             const std::size_t* perm = perm_.data();
@@ -296,7 +303,7 @@ void Net<T>::evaluate(const T* x, std::size_t n, dp_target kind, const void* y, 
 template <class T>
 void Net<T>::evaluate_sums(const T* x, std::size_t n, dp_target kind, const void* y, const T* sw,
                            double sums[4]) const {
-    constexpr std::size_t kRows = 1024;  // bounds the scratch; the sums run in this fixed order
+    constexpr std::size_t kRows = kernels::tuning::kEvalRows;  // bounds the scratch; the sums run in this fixed order
     const std::size_t n_in = arch_.n_in(), n_out = arch_.n_out();
     double loss = 0.0, weight = 0.0, correct = 0.0, units = 0.0;
     T* out_a = scratch(1, 2 * std::min(n, kRows) * n_out);
@@ -379,7 +386,7 @@ dp_status Net<T>::reduce_step(Fit& f, const Span& sp, const T* x, const void* y,
     if (!(m > 0.0)) return DP_OK;  // a batch whose weights are all 0 has no gradient: no step
     *batch_loss = c / m + l2_penalty(o.l2, m);  // of the weights before the step
     // grad = (the slots summed in slot order) / m, in fixed ranges (never cut by the thread count)
-    constexpr std::size_t kChunk = 16384;
+    constexpr std::size_t kChunk = kernels::tuning::kParamChunk;
     const T inv = T(1.0 / m);
     T* g = grads_.data();
     const std::size_t n_slots = ordered ? call.n_slots : 1;

@@ -328,28 +328,37 @@ class Network:
         return self._workspace(2, "deltas")
 
     # ---- input conversion ----
-    def _matrix(self, X: ArrayLike, name: str, width: int) -> np.ndarray:
-        if (
-            type(X) is np.ndarray
-            and X.dtype is self._dtype
-            and X.ndim == 2
-            and X.shape[1] == width
-            and X.shape[0] > 0
-            and X.flags.c_contiguous
-        ):
-            return X
-        arr = _numeric_array(name, X)
+    def _array(self, value: ArrayLike, name: str, rows: int, cols: int) -> np.ndarray:
+        """The one normalisation path of an array the core reads in the network's dtype: X, Y (values),
+        grad, sample weights and their validation counterparts, and predict's input (whose binding,
+        predict_exact, asks the same exact() question itself, sparing a batch-1 call a second trip).
+
+        value itself if the binding's exact() test passes (a numpy.ndarray, not a subclass, of the net's
+        dtype, C-contiguous, of shape (rows, cols)); else read as a real numeric array, its shape checked
+        (the message names the argument, the expected and the actual shape) and converted (_convert).
+        rows 0: any batch >= 1; cols 0: a 1-D array of `rows` per-sample weights."""
+        if self._core.exact(value, rows, cols):
+            return value  # type: ignore[return-value]  # (exact() found an ndarray)
+        arr = _numeric_array(name, value)
+        if not cols:
+            if arr.ndim != 1 or arr.shape[0] != rows:
+                raise ValueError(f"{name}: expected a 1-D array of {rows} weights (one per row of X), got shape {arr.shape}")
+            return self._convert(arr, name)
+        batch = rows if rows else "batch"
         if arr.ndim != 2:
-            hint = " (reshape a single sample with x.reshape(1, -1))" if arr.ndim == 1 else ""
-            raise ValueError(f"{name}: expected a 2-D array of shape (batch, {width}), got {arr.ndim}-D shape {arr.shape}{hint}")
-        if arr.shape[1] != width:
-            raise ValueError(f"{name}: expected shape (batch, {width}), got {arr.shape}")
+            hint = " (reshape a single sample with x.reshape(1, -1))" if arr.ndim == 1 and not rows else ""
+            raise ValueError(f"{name}: expected a 2-D array of shape ({batch}, {cols}), got {arr.ndim}-D shape {arr.shape}{hint}")
+        if rows and arr.shape[0] != rows:
+            raise ValueError(f"{name}: expected {rows} rows (one per row of X), got shape {arr.shape}")
+        if arr.shape[1] != cols:
+            raise ValueError(f"{name}: expected shape ({batch}, {cols}), got {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name}: the batch is empty (shape {arr.shape})")
         return self._convert(arr, name)
 
     def _convert(self, arr: np.ndarray, name: str) -> np.ndarray:
-        """arr in the network's dtype, C-contiguous; values too large for float32 are refused by name."""
+        """The one conversion (for _array): arr in the network's dtype, C-contiguous; values too large for
+        float32 are refused by name."""
         if self._dtype == np.float32 and arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
             big = np.abs(arr[np.isfinite(arr)]) if not np.all(np.isfinite(arr)) else np.abs(arr)
             top = float(big.max()) if big.size else 0.0
@@ -374,14 +383,7 @@ class Network:
             return np.ascontiguousarray(arr, dtype=np.int64)
         if arr.ndim == 1 and n_out == 1:
             arr = arr.reshape(-1, 1)
-        if arr.ndim != 2:
-            raise ValueError(f"Y: expected a 2-D array of shape ({batch}, {n_out}), got {arr.ndim}-D shape {arr.shape}")
-        if arr.shape != (batch, n_out):
-            if arr.shape[0] != batch:
-                raise ValueError(f"Y: expected {batch} rows (one per row of X), got shape {arr.shape}")
-            raise ValueError(f"Y: expected shape ({batch}, {n_out}), got {arr.shape}")
-        if not (type(arr) is np.ndarray and arr.dtype is self._dtype and arr.flags.c_contiguous):
-            arr = self._convert(arr, "Y")
+        arr = self._array(arr, "Y", batch, n_out)
         self._check_target_values(arr)
         return arr
 
@@ -407,27 +409,22 @@ class Network:
     # ---- compute ----
     def forward(self, X: ArrayLike) -> np.ndarray:
         """Output activations for X [batch, n_in]; keeps z and a (and X) for backward and inspection."""
-        return self._core.forward(self._matrix(X, "X", self._n_in))
+        return self._core.forward(self._array(X, "X", 0, self._n_in))
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The same outputs as forward without touching the workspace; safe from several threads."""
-        out = self._core.predict_exact(X)  # None unless X needs neither checks nor conversion
-        return out if out is not None else self._core.predict(self._matrix(X, "X", self._n_in))
+        out = self._core.predict_exact(X)  # None unless X is exact (the test of _array)
+        return out if out is not None else self._core.predict(self._array(X, "X", 0, self._n_in))
 
     __call__ = predict
 
     def _weights(self, w: Optional[ArrayLike], n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
-        if w is None:
-            return None
-        arr = _numeric_array(name, w)
-        if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(f"{name}: expected a 1-D array of {n} weights (one per row of X), got shape {arr.shape}")
-        return np.ascontiguousarray(arr, dtype=self._dtype)
+        return None if w is None else self._array(w, name, n, 0)
 
     def loss(self, X: ArrayLike, Y: ArrayLike, l2: float = 0.0, sample_weight: Optional[ArrayLike] = None) -> float:
         """The cost of the batch: the mean over samples of C0 (weighted: sum w_i C0_i / sum w_i), plus
         l2/(2m) * sum of squared weights (m = batch, or the weights' sum)."""
-        X = self._matrix(X, "X", self._n_in)
+        X = self._array(X, "X", 0, self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
         return self._core.loss(X, Yc, w, _real("l2", l2))
@@ -436,14 +433,14 @@ class Network:
                  sample_weight: Optional[ArrayLike] = None) -> float:
         """Forward, loss and backpropagation: fills the gradients with the batch mean (weighted by
         sample_weight if given); returns the loss."""
-        X = self._matrix(X, "X", self._n_in)
+        X = self._array(X, "X", 0, self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
         return self._core.backward(X, Yc, w, _real("l2", l2), bool(accumulate))
 
     def backward_from_output_grad(self, grad: ArrayLike, accumulate: bool = False) -> None:
         """Backward from a per-sample dC0/da(L) [batch, n_out] after forward(X) with that batch."""
-        g = self._matrix(grad, "grad", self._n_out)
+        g = self._array(grad, "grad", 0, self._n_out)
         self._core.backward_output_grad(g, bool(accumulate))
 
     def _optimizer(self, optimizer: Optional[Optimizer], lr: Union[float, Optimizer, None], momentum: float,
@@ -485,7 +482,7 @@ class Network:
         """backward then step, guarded (DivergenceError leaves parameters and optimizer state as before);
         returns the loss before the step."""
         opt = self._optimizer(optimizer, lr, momentum, nesterov, weight_decay, clip_norm)
-        X = self._matrix(X, "X", self._n_in)
+        X = self._array(X, "X", 0, self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
         return self._core.train_batch(X, Yc, w, _real("l2", l2), opt)
@@ -580,7 +577,7 @@ class Network:
                      validation_split: Any, early_stopping: Any, patience: Any, min_delta: Any, monitor: Any,
                      restore_best: Any, callbacks: Any) -> SimpleNamespace:
         """fit's arguments checked and converted (nothing changed in the net)."""
-        X = self._matrix(X, "X", self._n_in)
+        X = self._array(X, "X", 0, self._n_in)
         Yc = self._targets(Y, X.shape[0])
         w = self._weights(sample_weight, X.shape[0])
         epochs = _integer("epochs", epochs)
@@ -621,7 +618,7 @@ class Network:
                 raise ValueError("validation_data: pass either validation_data or validation_split, not both")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise TypeError("validation_data: expected a tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val)")
-            Xv = self._matrix(validation_data[0], "X_val", self._n_in)
+            Xv = self._array(validation_data[0], "X_val", 0, self._n_in)
             Yv = self._targets(validation_data[1], Xv.shape[0])
             if len(validation_data) == 3:
                 wv = self._weights(validation_data[2], Xv.shape[0], "sample_weight_val")
@@ -712,7 +709,7 @@ class Network:
         eps = _number("eps", eps, low=0.0, low_open=True)
         l2 = _real("l2", l2)
         net = self._float64_copy()
-        X = net._matrix(X, "X", self._n_in)
+        X = net._array(X, "X", 0, self._n_in)
         Yc = net._targets(Y, X.shape[0])
         net._core.backward(X, Yc, None, l2, False)
         analytic = net.grad.copy()
