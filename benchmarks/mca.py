@@ -42,12 +42,12 @@ CPUS = [
     ("haswell", "Haswell", ("avx2",), 32, "2 x 256-bit FMA (ports 0, 1)"),
     ("skylake", "Skylake client", ("avx2",), 32, "2 x 256-bit FMA (ports 0, 1)"),
     ("skylake-avx512", "Skylake-SP", ("avx2", "avx512"), 64,
-     "2 x 512-bit FMA (ports 0+1 fused, 5) on Gold 6xxx/Platinum; Silver, Bronze, most Gold 5xxx: 1 (32)"),
+     "2 x 512-bit FMA on Gold 6xxx, Platinum; 1 on Silver, Bronze, most Gold 5xxx: 32"),
     ("icelake-server", "Ice Lake-SP", ("avx2", "avx512"), 64, "2 x 512-bit FMA (ports 0+1 fused, 5)"),
     ("sapphirerapids", "Sapphire Rapids", ("avx2", "avx512"), 64, "2 x 512-bit FMA (ports 0+1 fused, 5)"),
     ("znver3", "Zen 3", ("avx2",), 32, "2 x 256-bit FMA pipes (FP0, FP1)"),
     ("znver4", "Zen 4", ("avx2", "avx512"), 32,
-     "2 x 256-bit FMA pipes; a 512-bit FMA takes both halves: no more flops than AVX2"),
+     "2 x 256-bit FMA pipes; a 512-bit FMA takes both: as AVX2"),
 ]
 KINDS = ("packed", "rows", "tall1", "dot", "dot1", "axpy", "axpy1")
 KIND_TEXT = {
@@ -282,15 +282,16 @@ def classify(loops: list[Loop], cfgs: dict[str, dict[str, int]]) -> list[Loop]:
     instructions disagree. Returns the chosen loops (others keep kind '')."""
     chosen = []
     for dtype, c in cfgs.items():
-        width = c["W"]
+        # the kernel's own (out-of-line) instance, or the driver it is inlined into
+        s, d = f"F{dtype[1:]}x{c['W']}", dtype.upper()
         want = {
-            "packed": (rf"^void micro<F{dtype[1:]}x{width}, {c['MR']}, {c['NV']}, false, false>", f"{c['MR']}x{c['NV']}"),
-            "rows": (rf"^void micro<F{dtype[1:]}x{width}, {c['MR']}, {c['NV']}, true, false>", f"{c['MR']}x{c['NV']}"),
-            "tall1": (rf"^gemm_tall<\w+{dtype.upper()}\b", f"{c['MR']}x1"),
-            "dot": (rf"^gemm_dot<\w+{dtype.upper()}\b", f"{c['DOT_IB']}x{c['DOT_JB']}"),
-            "dot1": (rf"^gemm_dot<\w+{dtype.upper()}\b", f"1x{c['DOT1_JB']}"),
-            "axpy": (rf"^gemm_axpy<\w+{dtype.upper()}\b", f"{c['AXPY_IB']}x{c['AXPY_JV']}"),
-            "axpy1": (rf"^gemm_axpy<\w+{dtype.upper()}\b", f"1x{c['AXPY1_JV']}"),
+            "packed": (rf"^void micro<{s}, {c['MR']}, {c['NV']}, false, false>", f"{c['MR']}x{c['NV']}"),
+            "rows": (rf"^void micro<{s}, {c['MR']}, {c['NV']}, true, false>", f"{c['MR']}x{c['NV']}"),
+            "tall1": (rf"^(gemm_tall<\w+{d}\b|void micro<{s}, {c['MR']}, 1, true, false>)", f"{c['MR']}x1"),
+            "dot": (rf"^(gemm_dot<\w+{d}\b|void dot_block<{s}, )", f"{c['DOT_IB']}x{c['DOT_JB']}"),
+            "dot1": (rf"^(gemm_dot<\w+{d}\b|void dot_block<{s}, )", f"1x{c['DOT1_JB']}"),
+            "axpy": (rf"^(gemm_axpy<\w+{d}\b|void axpy_block<{s}, )", f"{c['AXPY_IB']}x{c['AXPY_JV']}"),
+            "axpy1": (rf"^(gemm_axpy<\w+{d}\b|void axpy_block<{s}, )", f"1x{c['AXPY1_JV']}"),
         }
         for kind, (fpat, shape) in want.items():
             cand = [lp for lp in loops if re.search(fpat, lp.func) and lp.shape == shape and not lp.kind]
