@@ -126,7 +126,10 @@ Level auto_for(Family f, const CpuInfo& c) {
     // AVX-512 micro-kernel has the same flops per cycle as the AVX2 one, and what it saves in
     // instructions it loses in wider edges, masks and packing; the AVX2 GEMM is as fast or faster on
     // every layer shape measured (benchmarks/README.md, "AMD EPYC Zen 4"). Zen 5 (family 26) and Intel
-    // cores with two 512-bit FMA ports get the AVX-512 GEMM.
+    // cores with two 512-bit FMA ports get the AVX-512 GEMM (benchmarks/mca.py: its 14 x 32 tile keeps
+    // both ports busy, 1.86x the AVX2 tile's flops per cycle). Intel parts with one 512-bit FMA port
+    // (some Xeon Silver/Bronze/Gold 5xxx, client cores) would be better off with AVX2, like Zen 4, but
+    // cpuid does not tell them apart; DELTAPROP_KERNEL=avx2 is the remedy there.
     if (c.best == Level::avx512 && c.vendor == CpuInfo::amd && c.family == 25) return Level::avx2;
     return c.best;
 }
