@@ -131,7 +131,7 @@ static void interleaved(const Shape& s, int rounds) {
             g[l].push_back(flops * calls / (seconds() - t0) / 1e9);
         }
     k::set_auto();
-    const int autol = int(k::level(k::Family::gemm));
+    const int autol = int(k::level(sizeof(T) == 4 ? k::Family::gemm : k::Family::gemm_f64));
     std::printf("  %-36s %s", s.name, sizeof(T) == 4 ? "f32" : "f64");
     std::vector<double> med(best + 1);
     for (int l = low; l <= best; ++l) {
@@ -168,6 +168,14 @@ static void levels(int rounds, const char* filter) {
         {"W2 dX delta2.W2 5000x25x10", false, false, 5000, 25, 10, 0},
         {"W2 dW1 25x400 K=5000", true, false, 25, 400, 5000, 0},
         {"f64 fwd 256x1024x1024", false, true, 256, 1024, 1024, 0},
+        {"f64 dX 256x1024x1024", false, false, 256, 1024, 1024, 0},
+        {"f64 dW 1024x1024 K=256", true, false, 1024, 1024, 256, 1},
+        // scikit-learn's MLP defaults: batch 200, 100 hidden units (benchmarks/sklearn_bench.py)
+        {"f64 sk fwd 200x100x100", false, true, 200, 100, 100, 0},
+        {"f64 sk dX 200x100x100", false, false, 200, 100, 100, 0},
+        {"f64 sk dW 100x100 K=200", true, false, 100, 100, 200, 1},
+        {"f64 sk fwd 200x100x64", false, true, 200, 100, 64, 0},
+        {"f64 sk dW 100x64 K=200", true, false, 100, 64, 200, 1},
     };
     for (const auto& s : shapes)
         if (!filter || std::strstr(s.name, filter)) interleaved<float>(s, rounds);

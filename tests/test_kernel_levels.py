@@ -105,3 +105,23 @@ def test_a_misspelled_environment_variable_is_a_runtime_warning_at_import():
     clean = {k: v for k, v in os.environ.items() if k not in ("DELTAPROP_KERNEL", "DELTAPROP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_kernel_levels_per_family():
+    """get_kernel_levels: one build per family, never above the CPU or the forced level; elementwise at
+    most avx2; get_kernel_level is the widest of them."""
+    have = _levels_here()
+    try:
+        for forced in have + ["auto"]:
+            dp.set_kernel_level(forced)
+            fam = dp.get_kernel_levels()
+            assert set(fam) == {"gemm_float32", "gemm_float64", "elementwise"}
+            assert all(v in have for v in fam.values())
+            order = ("portable", "avx2", "avx512")
+            assert dp.get_kernel_level() == max(fam.values(), key=order.index)
+            assert order.index(fam["elementwise"]) <= order.index("avx2")
+            if forced != "auto":
+                assert fam["gemm_float32"] == fam["gemm_float64"] == forced
+                assert fam["elementwise"] == ("avx2" if forced == "avx512" else forced)
+    finally:
+        dp.set_kernel_level("auto")

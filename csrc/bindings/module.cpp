@@ -250,6 +250,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("get_num_threads", [] { return deltaprop::num_threads(); });
     m.def("set_kernel_level", [](int level) { deltaprop::set_kernel_level(static_cast<dp_kernel_level>(level)); }, py::arg("level"));
     m.def("get_kernel_level", [] { return static_cast<int>(deltaprop::kernel_level()); });
+    m.def("get_kernel_family_level", [](int family) {
+        return static_cast<int>(deltaprop::kernel_family_level(static_cast<dp_kernel_family>(family)));
+    }, py::arg("family"));
     // What the library ignored or clamped of DELTAPROP_KERNEL / DELTAPROP_NUM_THREADS (None if nothing).
     m.def("env_warning", []() -> py::object {
         const char* w = dp_env_warning();

@@ -13,8 +13,10 @@
 namespace deltaprop::kernels {
 
 enum class Level { portable = 1, avx2 = 2, avx512 = 3 };
-enum class Family { gemm = 0, elementwise = 1 };
-constexpr int kFamilies = 2;
+// gemm: the float32 matrix products; gemm_f64: the float64 ones (a separate family: on some CPUs the
+// fastest build differs by element size); elementwise: activations, losses, updates.
+enum class Family { gemm = 0, elementwise = 1, gemm_f64 = 2 };
+constexpr int kFamilies = 3;
 
 struct CpuInfo {
     enum Vendor { other = 0, intel = 1, amd = 2 } vendor;

@@ -41,7 +41,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
     assert(M == 0 || N == 0 || (C && (K == 0 || (A && B))));
     assert(!ep || ep->fn);
     const detail::GemmArgs<T> g{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep};
-    switch (level(Family::gemm)) {
+    switch (level(sizeof(T) == sizeof(double) ? Family::gemm_f64 : Family::gemm)) {
 #if DP_X86
         case Level::avx512: return detail::gemm_avx512(g);
         case Level::avx2: return detail::gemm_avx2(g);

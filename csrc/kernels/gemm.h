@@ -20,7 +20,7 @@ struct Epilogue {
 // op(A) = A stored [M, lda >= K], or (trans_a) A stored [K, lda >= M] read transposed.
 // op(B) = B stored [K, ldb >= N], or (trans_b) B stored [N, ldb >= K] read transposed.
 // beta == 0 never reads C (NaN in C is overwritten). K == 0 scales C by beta.
-// Runs on the thread pool, with the build dispatch.h chooses for Family::gemm; the result is bitwise
+// Runs on the thread pool, with the build dispatch.h chooses for Family::gemm (float) or gemm_f64 (double); the result is bitwise
 // identical for any thread count.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,

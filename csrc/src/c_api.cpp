@@ -329,6 +329,16 @@ dp_kernel_level dp_get_kernel_level(void) {
     return static_cast<dp_kernel_level>(deltaprop::kernels::level());
 }
 
+dp_kernel_level dp_get_kernel_family_level(dp_kernel_family family) {
+    using deltaprop::kernels::Family;
+    switch (family) {
+        case DP_FAMILY_GEMM_FLOAT32: return static_cast<dp_kernel_level>(deltaprop::kernels::level(Family::gemm));
+        case DP_FAMILY_ELEMENTWISE: return static_cast<dp_kernel_level>(deltaprop::kernels::level(Family::elementwise));
+        case DP_FAMILY_GEMM_FLOAT64: return static_cast<dp_kernel_level>(deltaprop::kernels::level(Family::gemm_f64));
+    }
+    return DP_KERNEL_PORTABLE;
+}
+
 const char* dp_env_warning(void) { return deltaprop::kernels::env_warning(); }
 
 dp_status dp_net_create(dp_net** out, size_t n_sizes, const size_t* sizes,

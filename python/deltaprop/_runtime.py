@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+from typing import Dict
 
 from . import _core
 
@@ -41,8 +42,19 @@ def set_kernel_level(level: str) -> None:
 
 
 def get_kernel_level() -> str:
-    """The kernel family in use: "portable", "avx2" or "avx512"."""
+    """The kernel level in use: "portable", "avx2" or "avx512" (the forced level; automatically, the
+    widest build any kernel family runs: see get_kernel_levels)."""
     return _LEVELS[_core.get_kernel_level()]
+
+
+_FAMILIES = ("gemm_float32", "elementwise", "gemm_float64")
+
+
+def get_kernel_levels() -> Dict[str, str]:
+    """The build each kernel family runs now: {"gemm_float32": ..., "gemm_float64": ..., "elementwise":
+    ...}, each "portable", "avx2" or "avx512". Automatically they may differ (on AMD Zen 4 the float32
+    GEMM runs avx2 and the float64 GEMM avx512); the elementwise kernels have no avx512 build."""
+    return {name: _LEVELS[_core.get_kernel_family_level(i)] for i, name in enumerate(_FAMILIES)}
 
 
 def get_include() -> str:

@@ -32,8 +32,10 @@ static int g_failures = 0;
 static bool contains(const char* s, const char* part) { return s && std::strstr(s, part); }
 
 static k::Level auto_top() {
-    const k::Level g = k::auto_level(k::Family::gemm), e = k::auto_level(k::Family::elementwise);
-    return g > e ? g : e;
+    k::Level top = k::Level::portable;
+    for (int f = 0; f < k::kFamilies; ++f)
+        if (k::auto_level(k::Family(f)) > top) top = k::auto_level(k::Family(f));
+    return top;
 }
 
 // In a fresh process: DELTAPROP_KERNEL=kernel (null: unset), DELTAPROP_NUM_THREADS=threads (null:
@@ -58,6 +60,7 @@ static void check_env(const char* kernel, const char* threads, int forced, const
                                                                                        : k::Level(forced))
                                          : k::auto_level(fam);
         EXPECT(lf == expect_f, "family %d runs %s, expected %s", f, k::level_name(lf), k::level_name(expect_f));
+        EXPECT(int(dp_get_kernel_family_level(dp_kernel_family(f))) == int(lf), "C ABI: family %d", f);
     }
     // forcing another level, then back to automatic: the variable is honoured again (C ABI and C++)
     EXPECT(dp_set_kernel_level(DP_KERNEL_PORTABLE) == DP_OK && k::level() == k::Level::portable, "portable");
@@ -91,12 +94,15 @@ int main() {
     const k::CpuInfo& c = k::cpu();
     std::printf("cpu: vendor %d family %u model %u, best %s; L1d %zu KiB, L2 %zu KiB, L3 %zu KiB\n",
                 int(c.vendor), c.family, c.model, k::level_name(c.best), c.l1d >> 10, c.l2 >> 10, c.l3 >> 10);
-    std::printf("auto: gemm %s, elementwise %s\n", k::level_name(k::auto_level(k::Family::gemm)),
+    std::printf("auto: gemm float32 %s, gemm float64 %s, elementwise %s\n",
+                k::level_name(k::auto_level(k::Family::gemm)), k::level_name(k::auto_level(k::Family::gemm_f64)),
                 k::level_name(k::auto_level(k::Family::elementwise)));
     EXPECT(c.l1d >= (4u << 10) && c.l1d <= (4u << 20), "L1d %zu", c.l1d);
     EXPECT(c.l2 >= c.l1d && c.l3 >= (1u << 16), "L2 %zu L3 %zu", c.l2, c.l3);
-    EXPECT(k::auto_level(k::Family::gemm) <= c.best && k::auto_level(k::Family::elementwise) <= k::Level::avx2,
+    EXPECT(k::auto_level(k::Family::gemm) <= c.best && k::auto_level(k::Family::gemm_f64) <= c.best &&
+               k::auto_level(k::Family::elementwise) <= k::Level::avx2,
            "auto above the CPU's or the family's best");
+    EXPECT(int(dp_get_kernel_family_level(dp_kernel_family(7))) == int(DP_KERNEL_PORTABLE), "unknown family");
 #if DP_X86
     EXPECT((c.best >= k::Level::avx2) == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")),
            "avx2 detection disagrees with the compiler's");
@@ -104,9 +110,12 @@ int main() {
                (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")),
            "avx512 detection disagrees with the compiler's");
-    // The documented rule: AMD family 25 (Zen 4) runs the AVX2 GEMM automatically.
-    if (c.vendor == k::CpuInfo::amd && c.family == 25 && c.best == k::Level::avx512)
-        EXPECT(k::auto_level(k::Family::gemm) == k::Level::avx2, "Zen 4: auto GEMM is not avx2");
+    // The documented rule: AMD family 25 (Zen 4) runs the AVX2 GEMM for float32 and the AVX-512 one for
+    // float64 automatically.
+    if (c.vendor == k::CpuInfo::amd && c.family == 25 && c.best == k::Level::avx512) {
+        EXPECT(k::auto_level(k::Family::gemm) == k::Level::avx2, "Zen 4: auto float32 GEMM is not avx2");
+        EXPECT(k::auto_level(k::Family::gemm_f64) == k::Level::avx512, "Zen 4: auto float64 GEMM is not avx512");
+    }
 #endif
 #if DP_TEST_FORK
     const int best = int(c.best);

@@ -129,7 +129,7 @@ static void check(const Case& c) {
         ++g_failures;
         std::printf("FAIL %s %s ta=%d tb=%d M=%zu N=%zu K=%zu alpha=%g beta=%g pad=%zu: %zu bad, "
                     "worst err/tol %g\n",
-                    k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
+                    k::level_name(k::level(sizeof(T) == 4 ? k::Family::gemm : k::Family::gemm_f64)), sizeof(T) == 4 ? "f32" : "f64", c.ta, c.tb, c.M, c.N, c.K,
                     c.alpha, c.beta, c.pad, bad, worst);
     }
 }
@@ -203,7 +203,7 @@ static void run_determinism() {
                     ++g_failures;
                     std::printf("FAIL determinism %s %s ta=%d tb=%d M=%zu N=%zu K=%zu: %d threads differ "
                                 "from 1\n",
-                                k::level_name(k::level(k::Family::gemm)), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
+                                k::level_name(k::level(sizeof(T) == 4 ? k::Family::gemm : k::Family::gemm_f64)), sizeof(T) == 4 ? "f32" : "f64", ta, tb, M, N, K,
                                 threads);
                 }
             }

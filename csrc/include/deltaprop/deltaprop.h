@@ -119,6 +119,13 @@ typedef enum dp_kernel_level {
     DP_KERNEL_AVX512 = 3
 } dp_kernel_level;
 
+/* The kernel families, each running its own build (dp_get_kernel_family_level). */
+typedef enum dp_kernel_family {
+    DP_FAMILY_GEMM_FLOAT32 = 0, /* float32 matrix products */
+    DP_FAMILY_ELEMENTWISE = 1,  /* activations, losses, updates (no avx512 build: at most avx2) */
+    DP_FAMILY_GEMM_FLOAT64 = 2  /* float64 matrix products */
+} dp_kernel_family;
+
 /* Gradient descent. w <- w - lr * u, where g = grad + weight_decay * w,
  * v <- momentum * v + g, u = g + momentum * v (nesterov) or v (momentum > 0) or g (momentum == 0). */
 typedef struct dp_sgd {
@@ -340,6 +347,8 @@ DP_API int dp_get_num_threads(void);
 DP_API dp_status dp_set_kernel_level(dp_kernel_level level);
 /* The level in use, never AUTO: the forced level, or (automatic) the widest build any family runs. */
 DP_API dp_kernel_level dp_get_kernel_level(void);
+/* The build one kernel family runs now (never AUTO); DP_KERNEL_PORTABLE for an unknown family. */
+DP_API dp_kernel_level dp_get_kernel_family_level(dp_kernel_family family);
 /* NULL if DELTAPROP_KERNEL and DELTAPROP_NUM_THREADS are unset or valid; else a static message, one line
  * per variable, naming the value that was ignored or clamped and what is used instead. The library
  * never prints it. */

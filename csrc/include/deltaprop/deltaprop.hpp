@@ -79,6 +79,7 @@ inline void set_num_threads(int n) { check(dp_set_num_threads(n)); }
 inline int num_threads() { return dp_get_num_threads(); }
 inline void set_kernel_level(dp_kernel_level level) { check(dp_set_kernel_level(level)); }
 inline dp_kernel_level kernel_level() { return dp_get_kernel_level(); }
+inline dp_kernel_level kernel_family_level(dp_kernel_family f) { return dp_get_kernel_family_level(f); }
 
 template <class T>
 constexpr dp_dtype dtype_of() {
