@@ -4,7 +4,8 @@
 // replicated data must give bitwise the same parameters for 1, 2, 3 and 4 ranks; the sum the same on
 // every rank; bad rank numbers are refused. With layer_ready (overlap) the gradient is exchanged layer
 // by layer as each is announced, reduce then moves only the statistics, and the parameters are the
-// same bits as without it (also with more ranks than chunks: ranks with nothing to compute).
+// same bits as without it (also with more ranks than chunks: ranks with nothing to compute); it is
+// called from the thread that runs dp_net_fit, never from a pool worker.
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -64,6 +65,7 @@ struct Rank {
     dp_reduce_kind kind;
     bool overlap = false;
     std::size_t layers = 0, expect = 0, bad = 0;  // overlap: the next layer expected, contract breaches
+    std::thread::id self;                         // the thread that called dp_net_fit
 };
 
 // Overlap: the in-process exchange of one layer's range of every slot, as soon as it is announced.
@@ -73,7 +75,7 @@ static void layer_ready(void* user, const dp_reduce_call* c, std::size_t layer, 
     double* g = static_cast<double*>(c->grads);
     const std::size_t np = c->n_params;
     static std::mutex add;
-    if (layer != r->expect || begin >= end || end > np) ++r->bad;
+    if (layer != r->expect || begin >= end || end > np || std::this_thread::get_id() != r->self) ++r->bad;
     r->expect = layer - 1;
     w.barrier.wait();
     {
@@ -180,6 +182,7 @@ static std::vector<std::vector<double>> train(std::size_t p, dp_reduce_kind kind
             dp_net* net = make_net();
             Rank me{&world, kind};
             me.overlap = overlap;
+            me.self = std::this_thread::get_id();
             me.layers = me.expect = dp_net_num_layers(net) - 1;
             me.layers += 1;
             dp_fit_options o = dp_fit_options_default();
