@@ -188,6 +188,7 @@ def reduce_raises():
                                                          reduction=reduction, overlap=on))
             undo()
             out[(reduction, on, "params")] = n.params.copy()
+    out["bad-overlap"] = outcome(lambda: net("float64").fit(X, y, comm=comm, overlap="yes"))
     return out
 
 

@@ -297,6 +297,9 @@ def test_reduction_raising_on_one_rank_makes_every_rank_raise(ranks, tmp_path):
                     assert kind == "RankError" and "injected failure" in message, message
                 params = res[(reduction, on, "params")]
                 assert params.tobytes() == results[0][(reduction, on, "params")].tobytes()
+    for res in results:  # a bad overlap argument: every rank raises before training
+        kind, message = res["bad-overlap"]
+        assert kind == "TypeError" and message.startswith("overlap: expected True or False"), message
 
 
 @pytest.mark.parametrize("method, reduction, mode", [("_exchange", "fast", "plain"),

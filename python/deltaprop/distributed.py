@@ -10,6 +10,10 @@ numpy views of the native buffers (no pickling, no copies), and every rank appli
   replicated data, a rank each with sharded data) are gathered with ``Allgatherv`` in place and added
   up in slot order by the core: with replicated data the parameters are bitwise identical for any
   number of ranks and threads. ``reduction="fast"``: ``Allreduce`` with ``MPI.SUM``.
+- ``overlap=True``: the native loop announces each layer as soon as its gradient is final
+  (``_Session.layer_ready``), which starts that layer's collective, non-blocking (``Iallreduce``, or
+  ``Iallgatherv`` of the layer's range of every slot); the step's ``reduce`` waits for them. The same
+  results; off by default (it did not pay on the machine it was measured on; docs/distributed.md).
 - ``data="replicated"``: every rank passes the same arrays and the global batches are those of one
   process; ``data="sharded"``: each rank passes its own shard (sizes may differ), shuffled with a
   rank-derived seed, and gives a share proportional to its size to each of the
@@ -19,6 +23,8 @@ Agreement: the arguments are checked on every rank before any training (a rank w
 makes every rank raise); the parameters, optimizer state and generator are broadcast from rank 0; stops
 (Ctrl-C, a callback returning True or raising) travel with the next reduction or the epoch's agreement,
 so every rank stops at the same step; only rank 0 prints progress; the History is the same everywhere.
+The reduction never leaves the other ranks waiting: a failure before a step's collective travels with
+it (every rank raises), a failure inside one prints the traceback and aborts the job (MPI_Abort).
 """
 from __future__ import annotations
 
@@ -171,10 +177,10 @@ class _Session:
     def _exchange(self, grads: Optional[np.ndarray], stats: np.ndarray) -> None:
         """The step's collectives: the gradient (or what the overlap started), then the statistics."""
         MPI, comm = self.MPI, self.comm
-        if self._requests:
+        if self.overlap and grads is not None:  # every layer's collective was started by layer_ready
             MPI.Request.Waitall(self._requests)
             self._requests.clear()
-            grads = None  # gathered layer by layer
+            grads = None
         if self.ordered:
             counts, displs = self._layout(stats.shape[0])
             if grads is not None:
