@@ -156,6 +156,14 @@ def overlap():
                               reduction=reduction, overlap=on)
                     out[("sharded", threads, name, reduction, on)] = (n.params.copy(), list(h))
     dp.set_num_threads(1)
+    # divergence on one rank's data with the overlap: the guard's replay runs the hooks again
+    Yd = Xs[:, :1] * (1e200 if rank == size - 1 else 1.0)
+    for reduction in ("reproducible", "fast"):
+        for on in (False, True):
+            n = dp.Network([5, 8, 1], activation="tanh", loss="mse", dtype="float64", seed=rank)
+            out[("diverge", reduction, on)] = (outcome(lambda: n.fit(Xs, Yd, epochs=2, batch_size=8, lr=0.1, comm=comm,
+                                                                     reduction=reduction, overlap=on)),
+                                               n.params.copy())
     return out
 
 

@@ -258,7 +258,7 @@ def overlap_runs(tmp_path_factory):
 
 def test_overlap_reproducible_is_bitwise_the_same_as_without(overlap_runs):
     for p, ranks in overlap_runs.items():
-        keys = [k for k in ranks[0] if k[3] == "reproducible" and not k[4]]
+        keys = [k for k in ranks[0] if len(k) == 5 and k[3] == "reproducible" and not k[4]]
         assert len(keys) == 6
         for key in keys:
             off = ranks[0][key]
@@ -269,9 +269,20 @@ def test_overlap_reproducible_is_bitwise_the_same_as_without(overlap_runs):
                 assert on[1] == off[1], f"{key}: rank {r} of {p}, History"
 
 
+def test_overlap_divergence_is_the_same_as_without(overlap_runs):
+    for p, ranks in overlap_runs.items():
+        for reduction in ("reproducible", "fast"):
+            off = ranks[0][("diverge", reduction, False)]
+            assert off[0][0] == "DivergenceError", off[0]
+            for r, res in enumerate(ranks):
+                on = res[("diverge", reduction, True)]
+                assert on[0] == off[0], f"{reduction}: rank {r} of {p}"
+                assert np.isfinite(on[1]).all() and on[1].tobytes() == off[1].tobytes()
+
+
 def test_overlap_fast_is_identical_on_every_rank_and_within_rounding(overlap_runs):
     for p, ranks in overlap_runs.items():
-        keys = [k for k in ranks[0] if k[3] == "fast" and not k[4]]
+        keys = [k for k in ranks[0] if len(k) == 5 and k[3] == "fast" and not k[4]]
         assert len(keys) == 6
         for key in keys:
             off, on = ranks[0][key], ranks[0][key[:4] + (True,)]
