@@ -134,8 +134,87 @@ def mixed():
     return out
 
 
+def overlap():
+    """Overlap on and off: both reductions, SGD and Adam, replicated (float32, 1 and 2 threads) and
+    uneven sharded mini-batches (float64)."""
+    out = {}
+    X, y = data()
+    Xs, ys = shard(*data(dtype=np.float64))
+    for threads in (1, 2):
+        dp.set_num_threads(threads)
+        for name, opt in optimizers().items():
+            for reduction in ("reproducible", "fast"):
+                for on in (False, True):
+                    n = net()
+                    h = n.fit(X, y, epochs=3, batch_size=32, optimizer=opt, seed=5, l2=1e-3, comm=comm,
+                              data="replicated", reduction=reduction, chunk_rows=4, overlap=on)
+                    out[("replicated", threads, name, reduction, on)] = (n.params.copy(), list(h))
+                    if threads == 2:
+                        continue
+                    n = net("float64")
+                    h = n.fit(Xs, ys, epochs=3, batch_size=16, optimizer=opt, seed=3, comm=comm, data="sharded",
+                              reduction=reduction, overlap=on)
+                    out[("sharded", threads, name, reduction, on)] = (n.params.copy(), list(h))
+    dp.set_num_threads(1)
+    # divergence on one rank's data with the overlap: the guard's replay runs the hooks again
+    Yd = Xs[:, :1] * (1e200 if rank == size - 1 else 1.0)
+    for reduction in ("reproducible", "fast"):
+        for on in (False, True):
+            n = dp.Network([5, 8, 1], activation="tanh", loss="mse", dtype="float64", seed=rank)
+            out[("diverge", reduction, on)] = (outcome(lambda: n.fit(Xs, Yd, epochs=2, batch_size=8, lr=0.1, comm=comm,
+                                                                     reduction=reduction, overlap=on)),
+                                               n.params.copy())
+    return out
+
+
+def inject(method, calls=3):
+    """Make deltaprop.distributed._Session.<method> raise on the last rank at its calls-th call."""
+    from deltaprop import distributed
+    real = getattr(distributed._Session, method)
+    seen = [0]
+
+    def failing(self, *args, **kwargs):
+        seen[0] += 1
+        if rank == size - 1 and seen[0] == calls:
+            raise RuntimeError(f"injected failure in {method}")
+        return real(self, *args, **kwargs)
+
+    setattr(distributed._Session, method, failing)
+    return lambda: setattr(distributed._Session, method, real)
+
+
+def reduce_raises():
+    """The reduction raises on one rank before the step's collective: every rank raises."""
+    dp.set_num_threads(1)
+    out = {}
+    X, y = data(dtype=np.float64)
+    for reduction in ("reproducible", "fast"):
+        for on in (False, True):
+            undo = inject("_stop_wish")
+            n = net("float64")
+            out[(reduction, on)] = outcome(lambda: n.fit(X, y, epochs=2, batch_size=32, comm=comm, data="replicated",
+                                                         reduction=reduction, overlap=on))
+            undo()
+            out[(reduction, on, "params")] = n.params.copy()
+    out["bad-overlap"] = outcome(lambda: net("float64").fit(X, y, comm=comm, overlap="yes"))
+    return out
+
+
+def collective_raises():
+    """The reduction raises on one rank inside the step's collectives (argv: the method that raises,
+    the reduction, "overlap" or "plain"): the job is aborted, never left hanging."""
+    dp.set_num_threads(1)
+    method, reduction, mode = sys.argv[3:6]
+    inject(method)
+    X, y = data(dtype=np.float64)
+    net("float64").fit(X, y, epochs=2, batch_size=32, comm=comm, data="replicated", reduction=reduction,
+                       overlap=mode == "overlap")
+    return {}
+
+
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], sys.argv[2]
-    result = {"replicated": replicated, "mixed": mixed}[scenario]()
+    result = {"replicated": replicated, "mixed": mixed, "overlap": overlap, "reduce-raises": reduce_raises,
+              "collective-raises": collective_raises}[scenario]()
     with open(os.path.join(out_dir, f"{scenario}-{rank}.pkl"), "wb") as f:
         pickle.dump(result, f)

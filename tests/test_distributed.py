@@ -35,9 +35,9 @@ ENV = {
 TIMEOUT = 150  # seconds for one mpirun launch
 
 
-def mpirun(ranks, *command):
-    """Run command on `ranks` ranks; returns its output. The whole process group is killed if it
-    outlives TIMEOUT, and a non-zero exit fails the test."""
+def mpirun(ranks, *command, check=True):
+    """Run command on `ranks` ranks; returns its output (check=False: its exit status and output). The
+    whole process group is killed if it outlives TIMEOUT, and (check) a non-zero exit fails the test."""
     proc = subprocess.Popen([MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", *map(str, command)],
                             env=dict(os.environ, **ENV), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -52,13 +52,15 @@ def mpirun(ranks, *command):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     text = out.decode(errors="replace")
+    if not check:
+        return proc.returncode, text
     assert proc.returncode == 0, text
     return text
 
 
-def launch(scenario, ranks, tmp_path):
+def launch(scenario, ranks, tmp_path, *args):
     """Run the worker on `ranks` ranks; returns one result dict per rank."""
-    mpirun(ranks, sys.executable, WORKER, scenario, tmp_path)
+    mpirun(ranks, sys.executable, WORKER, scenario, tmp_path, *args)
     results = []
     for r in range(ranks):
         with open(os.path.join(tmp_path, f"{scenario}-{r}.pkl"), "rb") as f:
@@ -247,3 +249,77 @@ def test_python_example_same_parameters_for_1_and_3_ranks():
         lines.append(text.splitlines()[-1])
     assert "parameters identical on every rank: yes" in lines[1]
     assert lines[0].split("crc32")[1] == lines[1].split("crc32")[1], lines
+
+
+@pytest.fixture(scope="module")
+def overlap_runs(tmp_path_factory):
+    return {p: launch("overlap", p, tmp_path_factory.mktemp(f"overlap{p}")) for p in (2, 3)}
+
+
+def test_overlap_reproducible_is_bitwise_the_same_as_without(overlap_runs):
+    for p, ranks in overlap_runs.items():
+        keys = [k for k in ranks[0] if len(k) == 5 and k[3] == "reproducible" and not k[4]]
+        assert len(keys) == 6
+        for key in keys:
+            off = ranks[0][key]
+            assert np.isfinite(off[0]).all() and off[1][-1] < off[1][0], key
+            for r, res in enumerate(ranks):
+                on = res[key[:4] + (True,)]
+                assert on[0].tobytes() == off[0].tobytes(), f"{key}: rank {r} of {p}, overlap changed the bits"
+                assert on[1] == off[1], f"{key}: rank {r} of {p}, History"
+
+
+def test_overlap_divergence_is_the_same_as_without(overlap_runs):
+    for p, ranks in overlap_runs.items():
+        for reduction in ("reproducible", "fast"):
+            off = ranks[0][("diverge", reduction, False)]
+            assert off[0][0] == "DivergenceError", off[0]
+            for r, res in enumerate(ranks):
+                on = res[("diverge", reduction, True)]
+                assert on[0] == off[0], f"{reduction}: rank {r} of {p}"
+                assert np.isfinite(on[1]).all() and on[1].tobytes() == off[1].tobytes()
+
+
+def test_overlap_fast_is_identical_on_every_rank_and_within_rounding(overlap_runs):
+    for p, ranks in overlap_runs.items():
+        keys = [k for k in ranks[0] if len(k) == 5 and k[3] == "fast" and not k[4]]
+        assert len(keys) == 6
+        for key in keys:
+            off, on = ranks[0][key], ranks[0][key[:4] + (True,)]
+            for r, res in enumerate(ranks):
+                assert res[key[:4] + (True,)][0].tobytes() == on[0].tobytes(), f"{key}: rank {r} of {p}"
+            tol = 1e-5 if on[0].dtype == np.float32 else 1e-10
+            np.testing.assert_allclose(on[0], off[0], rtol=tol, atol=tol)
+            np.testing.assert_allclose(on[1], off[1], rtol=tol)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_reduction_raising_on_one_rank_makes_every_rank_raise(ranks, tmp_path):
+    """An injected failure in the reduction (before the step's collective) on the last rank: every
+    rank stops after the same step, that rank raising its error and the others a RankError."""
+    results = launch("reduce-raises", ranks, tmp_path)
+    for reduction in ("reproducible", "fast"):
+        for on in (False, True):
+            for r, res in enumerate(results):
+                kind, message = res[(reduction, on)]
+                if r == ranks - 1:
+                    assert (kind, message) == ("RuntimeError", "injected failure in _stop_wish")
+                else:
+                    assert kind == "RankError" and "injected failure" in message, message
+                params = res[(reduction, on, "params")]
+                assert params.tobytes() == results[0][(reduction, on, "params")].tobytes()
+    for res in results:  # a bad overlap argument: every rank raises before training
+        kind, message = res["bad-overlap"]
+        assert kind == "TypeError" and message.startswith("overlap: expected True or False"), message
+
+
+@pytest.mark.parametrize("method, reduction, mode", [("_exchange", "fast", "plain"),
+                                                     ("_exchange", "reproducible", "overlap"),
+                                                     ("_layer_type", "reproducible", "overlap")])
+def test_failure_inside_a_collective_aborts_the_job(method, reduction, mode, tmp_path):
+    """A failure where the other ranks already wait in a collective cannot be agreed on: the failing
+    rank prints its traceback and aborts the job (mpirun returns, non-zero) instead of hanging."""
+    status, text = mpirun(2, sys.executable, WORKER, "collective-raises", tmp_path, method, reduction, mode,
+                          check=False)
+    assert status != 0, text
+    assert f"injected failure in {method}" in text and "aborting the job (MPI_Abort)" in text, text

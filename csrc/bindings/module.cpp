@@ -130,6 +130,10 @@ struct FitCallbacks {
     py::object on_epoch, on_progress;
     std::exception_ptr error;
     py::object reduce, owner;  // data-parallel training: reduce(grads, stats, first, count, batch)
+    py::object layer_ready;    // overlap: layer_ready(grads, first, count, batch, layer, begin, end)
+    py::object grads_view;     // layer_ready's view of the slots, kept while they stay the same
+    const void* grads_ptr = nullptr;
+    std::size_t grads_slots = 0;
     PyNet* net = nullptr;
 };
 
@@ -181,6 +185,24 @@ int fit_reduce(void* user, const dp_reduce_call* c) {
     } catch (...) {
         if (!cb->error) cb->error = std::current_exception();
         return 1;
+    }
+}
+
+// Overlap: layer `layer`'s gradient, elements [begin, end) of every slot, is final on this process.
+// An exception is kept (the Python side carries failures to every process through reduce).
+void fit_layer(void* user, const dp_reduce_call* c, std::size_t layer, std::size_t begin, std::size_t end) {
+    auto* cb = static_cast<FitCallbacks*>(user);
+    py::gil_scoped_acquire gil;
+    try {
+        if (c->grads != cb->grads_ptr || c->n_slots != cb->grads_slots || !cb->grads_view) {
+            cb->grads_view = view(cb->owner, *cb->net, c->grads, {py::ssize_t(c->n_slots), py::ssize_t(c->n_params)},
+                                  true);
+            cb->grads_ptr = c->grads;
+            cb->grads_slots = c->n_slots;
+        }
+        cb->layer_ready(cb->grads_view, c->first, c->count, c->batch, layer, begin, end);
+    } catch (...) {
+        if (!cb->error) cb->error = std::current_exception();
     }
 }
 
@@ -491,7 +513,7 @@ PYBIND11_MODULE(_core, m) {
                        double min_delta, bool restore_best, const py::object& on_epoch,
                        const py::object& on_progress, double progress_interval, const py::object& reduce,
                        int reduce_kind, std::size_t rank, std::size_t ranks, bool sharded,
-                       std::size_t steps_per_epoch, std::size_t chunk_rows) {
+                       std::size_t steps_per_epoch, std::size_t chunk_rows, const py::object& layer_ready) {
             PyNet& n = self.cast<PyNet&>();
             const std::size_t rows = rows_of(x);
             dp_fit_options o = dp_fit_options_default();
@@ -543,6 +565,10 @@ PYBIND11_MODULE(_core, m) {
                 o.sharded = sharded ? 1 : 0;
                 o.steps_per_epoch = steps_per_epoch;
                 o.chunk_rows = chunk_rows;
+                if (!layer_ready.is_none()) {
+                    cb.layer_ready = layer_ready;
+                    o.layer_ready = fit_layer;
+                }
             }
             std::vector<dp_epoch_record> history(epochs);
             dp_fit_result res{};
@@ -590,5 +616,5 @@ PYBIND11_MODULE(_core, m) {
             }
             deltaprop::check(st);  // (the message of this thread's last failure)
             return out;
-        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("x_val"), py::arg("y_val"), py::arg("sample_weight_val"), py::arg("epochs"), py::arg("batch_size"), py::arg("shuffle"), py::arg("l2"), py::arg("optimizer"), py::arg("schedule"), py::arg("early_stopping"), py::arg("monitor"), py::arg("patience"), py::arg("min_delta"), py::arg("restore_best"), py::arg("on_epoch"), py::arg("on_progress"), py::arg("progress_interval"), py::arg("reduce") = py::none(), py::arg("reduce_kind") = 0, py::arg("rank") = 0, py::arg("ranks") = 1, py::arg("sharded") = false, py::arg("steps_per_epoch") = 0, py::arg("chunk_rows") = 0);
+        }, py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("x_val"), py::arg("y_val"), py::arg("sample_weight_val"), py::arg("epochs"), py::arg("batch_size"), py::arg("shuffle"), py::arg("l2"), py::arg("optimizer"), py::arg("schedule"), py::arg("early_stopping"), py::arg("monitor"), py::arg("patience"), py::arg("min_delta"), py::arg("restore_best"), py::arg("on_epoch"), py::arg("on_progress"), py::arg("progress_interval"), py::arg("reduce") = py::none(), py::arg("reduce_kind") = 0, py::arg("rank") = 0, py::arg("ranks") = 1, py::arg("sharded") = false, py::arg("steps_per_epoch") = 0, py::arg("chunk_rows") = 0, py::arg("layer_ready") = py::none());
 }

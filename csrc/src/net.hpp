@@ -65,6 +65,10 @@ struct GradPlan {
     const Rule<T>* rule = nullptr;  // fused, online
     bool keep_grad = true;          // online: false leaves dW and db unwritten (see store_deferred_grad)
     T* grad = nullptr;              // plain: where the gradient goes (parameter layout); null: the net's
+    // plain: called with l once layer l's gradient is final, before delta(l-1) is computed (the overlap
+    // of a data-parallel reduction with the rest of the backward pass, train.cpp); null: none
+    void (*layer_done)(void* ctx, std::size_t l) = nullptr;
+    void* layer_ctx = nullptr;
 };
 
 // A copy of everything a training step changes, to put back (the divergence guard, restore_best).

@@ -413,15 +413,21 @@ void Net<T>::backward_output_grad(const void* dc_da, std::size_t batch, bool acc
 }
 
 // The delta recursion, from delta(L-1) (set by the loss) down: delta(l-1) = delta(l) W(l) (.) g'(z(l-1)),
-// always from W(l) before any update of it, then layer l's gradient by the plan's strategy.
+// always from W(l) before any update of it, then layer l's gradient by the plan's strategy. With
+// plan.layer_done (plain only: nothing updates W(l)), layer l's gradient comes first and is announced.
 template <class T>
 void Net<T>::backpropagate(std::size_t batch, const GradPlan<T>& plan) {
+    const bool announce = plan.layer_done != nullptr;
     for (std::size_t l = arch_.layers(); l-- > 0;) {
         const std::size_t n_in = arch_.sizes[l], n_out = arch_.sizes[l + 1];
+        if (announce) {
+            layer_gradient(l, batch, plan);
+            plan.layer_done(plan.layer_ctx, l);
+        }
         if (l > 0)
             dense_backward_delta(arch_.activations[l - 1], T(arch_.slopes[l - 1]), delta(l), batch, n_in, n_out, W(l),
                                  z(l - 1), a(l - 1), delta(l - 1));
-        layer_gradient(l, batch, plan);
+        if (!announce) layer_gradient(l, batch, plan);
     }
     has_delta_ = true;
 }

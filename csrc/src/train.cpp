@@ -337,11 +337,48 @@ dp_status Net<T>::reduce_step(Fit& f, const Span& sp, const T* x, const void* y,
     const dp_fit_options& o = f.o;
     const std::size_t np = n_params_, n_in = arch_.n_in(), n_out = arch_.n_out(), rows = sp.r1 - sp.r0;
     const bool ordered = o.reduce_kind == DP_REDUCE_ORDERED;
-    // The gradient sum (not the mean) of rows [r0, r1) of x into g, their loss and weight sums into st.
-    const auto local_sum = [&](std::size_t r0, std::size_t r1, T* g, double* st) {
+    T* const slots = f.slots.data();
+    dp_reduce_call call{};
+    call.n_params = np;
+    call.stats = f.stats.data();
+    call.batch = at.batch;
+    call.grads = ordered ? static_cast<void*>(slots) : static_cast<void*>(grads_.data());
+    if (ordered && !o.sharded) {  // one slot per chunk of the global batch
+        call.n_slots = sp.n_chunks;
+        call.first = sp.first;
+        call.count = sp.count;
+    } else if (ordered) {  // one slot per process
+        call.n_slots = o.ranks;
+        call.first = o.rank;
+        call.count = 1;
+    } else {
+        call.n_slots = 1;
+        call.count = 1;
+    }
+    // overlap (o.layer_ready): each layer announced once its gradient is final in every slot of this
+    // process, i.e. during the backward pass of the last one
+    struct Announce {
+        const Net* net;
+        const dp_fit_options* o;
+        const dp_reduce_call* call;
+    } announce{this, &o, &call};
+    const auto layer_done = [](void* ctx, std::size_t l) {
+        const auto* a = static_cast<const Announce*>(ctx);
+        const std::size_t begin = a->net->w_off_[l];
+        const std::size_t end = a->net->b_off_[l] + a->net->arch_.sizes[l + 1];
+        a->o->layer_ready(a->o->reduce_user, a->call, l, begin, end);
+    };
+    const auto announce_all = [&] {
+        if (o.layer_ready)
+            for (std::size_t l = arch_.layers(); l-- > 0;) layer_done(&announce, l);
+    };
+    // The gradient sum (not the mean) of rows [r0, r1) of x into g, their loss and weight sums into st;
+    // last: this process's last slot of the step.
+    const auto local_sum = [&](std::size_t r0, std::size_t r1, T* g, double* st, bool last) {
         st[0] = st[1] = st[2] = st[3] = 0.0;
         if (r0 == r1) {
             std::fill(g, g + np, T(0));
+            if (last) announce_all();
             return;
         }
         const void* yr = f.kind == DP_TARGET_VALUES ? static_cast<const void*>(static_cast<const T*>(y) + r0 * n_out)
@@ -351,31 +388,22 @@ dp_status Net<T>::reduce_step(Fit& f, const Span& sp, const T* x, const void* y,
         st[1] = m;
         GradPlan<T> plan;
         plan.grad = g;
+        if (last && o.layer_ready) {
+            plan.layer_done = layer_done;
+            plan.layer_ctx = &announce;
+        }
         backpropagate(r1 - r0, plan);
     };
-    dp_reduce_call call{};
-    call.n_params = np;
-    call.stats = f.stats.data();
-    call.batch = at.batch;
-    T* const slots = f.slots.data();
-    if (ordered && !o.sharded) {  // one slot per chunk of the global batch
-        call.n_slots = sp.n_chunks;
-        call.first = sp.first;
-        call.count = sp.count;
+    if (ordered && !o.sharded) {
         for (std::size_t k = 0; k < sp.count; ++k)
             local_sum(k * f.chunk, std::min(rows, (k + 1) * f.chunk), slots + (sp.first + k) * np,
-                      call.stats + (sp.first + k) * 4);
-    } else if (ordered) {  // one slot per process
-        call.n_slots = o.ranks;
-        call.first = o.rank;
-        call.count = 1;
-        local_sum(0, rows, slots + o.rank * np, call.stats + o.rank * 4);
+                      call.stats + (sp.first + k) * 4, k + 1 == sp.count);
+        if (sp.count == 0) announce_all();
+    } else if (ordered) {
+        local_sum(0, rows, slots + o.rank * np, call.stats + o.rank * 4, true);
     } else {
-        call.n_slots = 1;
-        call.count = 1;
-        local_sum(0, rows, grads_.data(), call.stats);
+        local_sum(0, rows, grads_.data(), call.stats, true);
     }
-    call.grads = ordered ? static_cast<void*>(slots) : static_cast<void*>(grads_.data());
     if (o.reduce(o.reduce_user, &call)) return DP_ERR_INTERRUPTED;
     double c = 0.0, m = 0.0;
     for (std::size_t k = 0; k < call.n_slots; ++k) {

@@ -529,7 +529,7 @@ class Network:
             min_delta: float = 0.0, monitor: Optional[str] = None, restore_best: bool = True,
             callbacks: Union[Callable[[EpochRecord], object], Sequence[Callable[[EpochRecord], object]], None] = None,
             comm: Any = None, reduction: str = "reproducible", data: str = "sharded",
-            chunk_rows: Optional[int] = None) -> History:
+            chunk_rows: Optional[int] = None, overlap: bool = False) -> History:
         """Train for `epochs` epochs in the native loop; returns a History (a list of the per-epoch
         training losses, with validation metrics, rates and timings).
 
@@ -552,7 +552,9 @@ class Network:
         (docs/distributed.md): reduction "reproducible" (bitwise identical for any number of ranks with
         replicated data; chunk_rows rows per chunk, default ceil(batch_size / 8)) or "fast"
         (MPI_Allreduce); data "sharded" (each rank passes its own part) or "replicated" (every rank
-        passes the same arrays). Without comm these three are not used.
+        passes the same arrays); overlap=True starts each layer's reduction as soon as its gradient is
+        final, while the layers below are still computed (non-blocking collectives; the same results, on
+        this machine no faster: docs/distributed.md). Without comm these are not used.
         """
         args = dict(X=X, Y=Y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
                     l2=l2, weight_decay=weight_decay, shuffle=shuffle, seed=seed, callback=callback,
@@ -562,7 +564,7 @@ class Network:
                     min_delta=min_delta, monitor=monitor, restore_best=restore_best, callbacks=callbacks)
         if comm is not None:
             from . import distributed  # mpi4py is imported there, only when asked for
-            return distributed._fit(self, comm, reduction, data, chunk_rows, args)
+            return distributed._fit(self, comm, reduction, data, chunk_rows, args, overlap)
         p = self._fit_prepare(**args)
         if p.seed is not None:
             self._core.seed(p.seed)

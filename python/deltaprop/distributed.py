@@ -10,6 +10,10 @@ numpy views of the native buffers (no pickling, no copies), and every rank appli
   replicated data, a rank each with sharded data) are gathered with ``Allgatherv`` in place and added
   up in slot order by the core: with replicated data the parameters are bitwise identical for any
   number of ranks and threads. ``reduction="fast"``: ``Allreduce`` with ``MPI.SUM``.
+- ``overlap=True``: the native loop announces each layer as soon as its gradient is final
+  (``_Session.layer_ready``), which starts that layer's collective, non-blocking (``Iallreduce``, or
+  ``Iallgatherv`` of the layer's range of every slot); the step's ``reduce`` waits for them. The same
+  results; off by default (it did not pay on the machine it was measured on; docs/distributed.md).
 - ``data="replicated"``: every rank passes the same arrays and the global batches are those of one
   process; ``data="sharded"``: each rank passes its own shard (sizes may differ), shuffled with a
   rank-derived seed, and gives a share proportional to its size to each of the
@@ -19,12 +23,16 @@ Agreement: the arguments are checked on every rank before any training (a rank w
 makes every rank raise); the parameters, optimizer state and generator are broadcast from rank 0; stops
 (Ctrl-C, a callback returning True or raising) travel with the next reduction or the epoch's agreement,
 so every rank stops at the same step; only rank 0 prints progress; the History is the same everywhere.
+The reduction never leaves the other ranks waiting: a failure before a step's collective travels with
+it (every rank raises), a failure inside one prints the traceback and aborts the job (MPI_Abort).
 """
 from __future__ import annotations
 
 import hashlib
 import signal
+import sys
 import threading
+import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -82,7 +90,7 @@ class _Session:
     """One distributed fit call: the reduction the native loop calls each step and the agreements."""
 
     def __init__(self, MPI: Any, comm: Any, net: Any, ordered: bool, sharded: bool, steps: int,
-                 chunk_rows: int) -> None:
+                 chunk_rows: int, overlap: bool = False) -> None:
         self.MPI = MPI
         self.comm = comm
         self.rank = comm.Get_rank()
@@ -95,10 +103,26 @@ class _Session:
         self.error: Optional[BaseException] = None
         self.interrupted = False
         self._layouts: Dict[int, Any] = {}
+        self.overlap = overlap
+        self._requests: List[Any] = []  # overlap: this step's per-layer collectives in flight
+        self._types: Dict[Tuple[int, int], Any] = {}  # overlap, ordered: one slot's layer range
 
     def native(self) -> Tuple[Any, ...]:
         return (self.reduce, _ORDERED if self.ordered else _SUM, self.rank, self.size, self.sharded, self.steps,
-                self.chunk_rows)
+                self.chunk_rows, self.layer_ready if self.overlap else None)
+
+    def close(self) -> None:
+        """Frees the MPI datatypes made for the overlap."""
+        for t in self._types.values():
+            t.Free()
+        self._types.clear()
+
+    def _abort(self, e: BaseException, where: str) -> None:
+        """A failure inside a collective: the other ranks cannot learn of it, so it ends the job."""
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+        print(f"deltaprop.distributed: rank {self.rank} failed in {where}; the other ranks cannot be told: "
+              f"aborting the job (MPI_Abort)", file=sys.stderr, flush=True)
+        self.comm.Abort(1)
 
     def fail(self, e: BaseException) -> None:
         if self.error is None:
@@ -116,14 +140,47 @@ class _Session:
             lay = self._layouts[n_slots] = (counts, displs)
         return lay
 
-    def reduce(self, grads: Optional[np.ndarray], stats: np.ndarray, first: int, count: int,
-               batch: Optional[int]) -> bool:
-        """Called by the native loop once per step (batch: its index) and, with sharded validation data,
-        once per epoch (batch None, grads None). Returns True to stop every rank before the update."""
+    def _layer_type(self, begin: int, end: int, n: int) -> Any:
+        """Layer range [begin, end) of one slot of n parameters, as one element whose extent is a slot."""
+        t = self._types.get((begin, end))
+        if t is None:
+            item = self.mpi_type.Get_extent()[1]
+            t = self._types[(begin, end)] = self.mpi_type.Create_contiguous(end - begin).Create_resized(0, n * item)
+            t.Commit()
+        return t
+
+    def layer_ready(self, grads: np.ndarray, first: int, count: int, batch: int, layer: int, begin: int,
+                    end: int) -> None:
+        """Overlap: called by the native loop as soon as elements [begin, end) (layer `layer`) of this
+        rank's slots are final. Starts their collective (in place, non-blocking) and lets MPI progress the
+        earlier layers' (Open MPI progresses non-blocking collectives only inside MPI calls); reduce
+        waits for all of them. A failure here leaves the other ranks in a collective this rank cannot
+        match: it aborts the job."""
+        MPI = self.MPI
+        try:
+            if self.ordered:
+                counts, displs = self._layout(grads.shape[0])
+                flat = grads.reshape(-1)
+                msg = [flat[begin:], counts, displs, self._layer_type(begin, end, grads.shape[1])]
+                self._requests.append(self.comm.Iallgatherv(MPI.IN_PLACE, msg))
+            else:
+                self._requests.append(self.comm.Iallreduce(MPI.IN_PLACE, [grads[0, begin:end], self.mpi_type],
+                                                           op=MPI.SUM))
+            MPI.Request.Testall(self._requests)
+        except BaseException as e:  # noqa: BLE001 - ends the job, never hangs it
+            self._abort(e, f"starting the reduction of layer {layer} (batch {batch})")
+
+    def _stop_wish(self) -> bool:
+        """This rank's wish to stop before this step's update (Ctrl-C, a callback that raised)."""
+        return self.interrupted or self.error is not None
+
+    def _exchange(self, grads: Optional[np.ndarray], stats: np.ndarray) -> None:
+        """The step's collectives: the gradient (or what the overlap started), then the statistics."""
         MPI, comm = self.MPI, self.comm
-        step = batch is not None
-        if step:  # this rank's wish to stop travels in column 2 of its slots
-            stats[first:first + count, 2] = 1.0 if (self.interrupted or self.error is not None) else 0.0
+        if self.overlap and grads is not None:  # every layer's collective was started by layer_ready
+            MPI.Request.Waitall(self._requests)
+            self._requests.clear()
+            grads = None
         if self.ordered:
             counts, displs = self._layout(stats.shape[0])
             if grads is not None:
@@ -134,12 +191,36 @@ class _Session:
             if grads is not None:
                 comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
             comm.Allreduce(MPI.IN_PLACE, stats, op=MPI.SUM)
+
+    def reduce(self, grads: Optional[np.ndarray], stats: np.ndarray, first: int, count: int,
+               batch: Optional[int]) -> bool:
+        """Called by the native loop once per step (batch: its index) and, with sharded validation data,
+        once per epoch (batch None, grads None). Returns True to stop every rank before the update.
+
+        It never raises: a failure before this step's collectives is kept and this rank still takes part,
+        with its wish to stop set, so every rank stops after this step and raises; a failure inside them
+        (agreement is then impossible) prints the traceback and aborts the job (MPI_Abort)."""
+        step = batch is not None
+        if step:  # this rank's wish to stop travels in column 2 of its slots
+            try:
+                wish = self._stop_wish()
+            except BaseException as e:  # noqa: BLE001 - carried to every rank by this step's collective
+                self.fail(e)
+                wish = True
+            stats[first:first + count, 2] = 1.0 if wish else 0.0
+        try:
+            self._exchange(grads, stats)
+        except BaseException as e:  # noqa: BLE001 - ends the job, never hangs it
+            self._abort(e, "a step's reduction" if step else "the validation statistics' reduction")
         return step and bool(stats[:, 2].any())
 
     def agree_stop(self, stop: bool) -> bool:
         """After each epoch: stop if any rank's callbacks asked to, raised, or saw Ctrl-C."""
         flag = np.array([1.0 if (stop or self.error is not None or self.interrupted) else 0.0])
-        self.comm.Allreduce(self.MPI.IN_PLACE, flag, op=self.MPI.MAX)
+        try:
+            self.comm.Allreduce(self.MPI.IN_PLACE, flag, op=self.MPI.MAX)
+        except BaseException as e:  # noqa: BLE001 - ends the job, never hangs it
+            self._abort(e, "the agreement at the end of an epoch")
         return bool(flag[0])
 
 
@@ -155,7 +236,7 @@ def _agree_errors(comm: Any, error: Optional[BaseException], what: str) -> None:
             raise RankError(f"rank {r} raised {d} ({what}); every rank stopped", r, d)
 
 
-def _settings(net: Any, p: Any, reduction: str, data: str, chunk_rows: int) -> Dict[str, Any]:
+def _settings(net: Any, p: Any, reduction: str, data: str, chunk_rows: int, overlap: bool) -> Dict[str, Any]:
     """What must be the same on every rank (the data too, when replicated)."""
     s: Dict[str, Any] = {
         "architecture": (tuple(net._sizes), tuple(net._acts), net._loss, str(net._dtype)),
@@ -165,6 +246,7 @@ def _settings(net: Any, p: Any, reduction: str, data: str, chunk_rows: int) -> D
         "early_stopping": p.early_stopping, "monitor": p.monitor, "patience": p.patience,
         "min_delta": p.min_delta, "restore_best": p.restore_best, "validation data": p.Xv is not None,
         "sample_weight": p.w is not None, "reduction": reduction, "data": data, "chunk_rows": chunk_rows,
+        "overlap": overlap,
         "target kind": p.Y.dtype.kind,
     }
     if data == "replicated":
@@ -184,7 +266,8 @@ def _broadcast_state(MPI: Any, comm: Any, net: Any) -> bytes:
     return buf.tobytes()
 
 
-def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: Dict[str, Any]) -> History:
+def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: Dict[str, Any],
+         overlap: Any = False) -> History:
     """Network.fit with comm= (see the module's docstring)."""
     MPI = _mpi()
     if not isinstance(comm, MPI.Intracomm):
@@ -201,6 +284,9 @@ def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: 
             chunk_rows = _integer("chunk_rows", chunk_rows)
             if chunk_rows < 1:
                 raise ValueError(f"chunk_rows: expected an integer >= 1 or None, got {chunk_rows}")
+        if not isinstance(overlap, (bool, np.bool_)):
+            raise TypeError(f"overlap: expected True or False, got {overlap!r}")
+        overlap = bool(overlap)
         p = net._fit_prepare(**args)
         if p.epochs > 0:  # the core's own checks of the data and options, training nothing
             net._core.fit(p.X, p.Y, p.w, p.Xv, p.Yv, p.wv, 0, p.batch_size, p.shuffle, p.l2, p.opt, p.sched,
@@ -210,7 +296,7 @@ def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: 
         error = e
     _agree_errors(comm, error, "checking the arguments of fit")
 
-    mine = _settings(net, p, reduction, data, chunk_rows or 0)
+    mine = _settings(net, p, reduction, data, chunk_rows or 0, overlap)
     full_batch = args["batch_size"] is None
     if full_batch:  # the full global batch, whatever the shards' sizes
         mine["batch_size"] = None
@@ -240,7 +326,7 @@ def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: 
         net.history = empty
         return empty
 
-    sess = _Session(MPI, comm, net, reduction == "reproducible", sharded, steps, chunk_rows or 0)
+    sess = _Session(MPI, comm, net, reduction == "reproducible", sharded, steps, chunk_rows or 0, overlap)
     old_handler = None
     main = threading.current_thread() is threading.main_thread()
     if main:  # Ctrl-C: a flag that the next reduction carries to every rank (no exception mid-collective)
@@ -253,6 +339,7 @@ def _fit(net: Any, comm: Any, reduction: Any, data: Any, chunk_rows: Any, args: 
     except BaseException as e:  # noqa: BLE001 - agreed on below
         outcome = e
     finally:
+        sess.close()
         if main:
             signal.signal(signal.SIGINT, old_handler)
 

@@ -1391,6 +1391,93 @@ static void test_divergence(void) {
     dp_net_destroy(net);
 }
 
+/* dp_fit_options.layer_ready with a one-process reduce: off by default; called once per layer per
+ * step, from the last layer down, with that layer's range (dp_net_layer_offsets) and reduce's slot
+ * information, before reduce; the range is final when announced (a copy taken then equals the slots
+ * reduce gets); and the parameters are bitwise those of a fit without it. */
+typedef struct {
+    dp_net* net;
+    size_t layers, expect, calls, reduces, bad, n_params;
+    size_t first, count, n_slots;
+    double* copy; /* [n_slots, n_params] as each layer was announced */
+} overlap_ctx;
+
+static void layer_ready_cb(void* user, const dp_reduce_call* c, size_t layer, size_t begin, size_t end) {
+    overlap_ctx* o = (overlap_ctx*)user;
+    size_t w_off = 0, b_off = 0, k;
+    if (dp_net_layer_offsets(o->net, layer, &w_off, &b_off) != DP_OK) ++o->bad;
+    if (layer != o->expect || begin != w_off || end != b_off + dp_net_size(o->net, layer + 1)) ++o->bad;
+    if (c->grads == NULL || c->n_params != o->n_params || c->n_slots > 8) ++o->bad;
+    o->expect = layer - 1; /* wraps below 0: reduce checks every layer came */
+    o->first = c->first;
+    o->count = c->count;
+    o->n_slots = c->n_slots;
+    for (k = 0; k < c->n_slots && k < 8 && c->grads; ++k)
+        memcpy(o->copy + k * o->n_params + begin, (const double*)c->grads + k * o->n_params + begin,
+               (end - begin) * sizeof(double));
+    ++o->calls;
+}
+
+static int overlap_reduce_cb(void* user, const dp_reduce_call* c) {
+    overlap_ctx* o = (overlap_ctx*)user;
+    if (c->grads == NULL) return 0;
+    ++o->reduces;
+    if (o->copy) { /* the hook is on: every layer came, with the same slots */
+        if (o->expect != (size_t)-1 || c->first != o->first || c->count != o->count || c->n_slots != o->n_slots)
+            ++o->bad;
+        if (memcmp(o->copy, c->grads, c->n_slots * c->n_params * sizeof(double)) != 0) ++o->bad;
+        o->expect = o->layers - 1;
+    }
+    return 0;
+}
+
+static void test_fit_layer_ready(void) {
+    const size_t n = 23;
+    double *x, *y;
+    int kind;
+    dp_fit_options o = dp_fit_options_default();
+    CHECK(o.layer_ready == NULL);
+    train_data(n, &x, &y);
+    for (kind = 0; kind < 2; ++kind) {
+        dp_net* plain = make_net(DP_FLOAT64, DP_LOSS_MSE, 5);
+        dp_net* hooked = NULL;
+        overlap_ctx a, b;
+        if (!plain) break;
+        CHECK_OK(dp_net_clone(plain, &hooked));
+        if (!hooked) {
+            dp_net_destroy(plain);
+            break;
+        }
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        o.epochs = 2;
+        o.batch_size = 8;
+        o.optimizer = dp_optimizer_default(DP_OPTIM_ADAM);
+        o.reduce = overlap_reduce_cb;
+        o.reduce_kind = kind == 0 ? DP_REDUCE_ORDERED : DP_REDUCE_SUM;
+        o.chunk_rows = 3; /* ORDERED: 3 chunks (2 for the last batch of 7 rows) */
+        a.net = plain;
+        o.reduce_user = &a;
+        CHECK_OK(dp_net_fit(plain, x, n, DP_TARGET_VALUES, y, &o, NULL, NULL));
+        b.net = hooked;
+        b.layers = dp_net_num_layers(hooked);
+        b.expect = b.layers - 1;
+        b.n_params = dp_net_num_params(hooked);
+        b.copy = (double*)calloc(8 * b.n_params, sizeof(double));
+        o.reduce_user = &b;
+        o.layer_ready = layer_ready_cb;
+        CHECK_OK(dp_net_fit(hooked, x, n, DP_TARGET_VALUES, y, &o, NULL, NULL));
+        CHECK(b.bad == 0 && b.reduces == 6 && a.reduces == 6 && b.calls == 6 * b.layers);
+        CHECK(memcmp(dp_net_params(plain), dp_net_params(hooked), b.n_params * sizeof(double)) == 0);
+        o.layer_ready = NULL;
+        free(b.copy);
+        dp_net_destroy(hooked);
+        dp_net_destroy(plain);
+    }
+    free(x);
+    free(y);
+}
+
 int main(void) {
     run("library: version, statuses, defaults", test_library);
     run("create and architecture getters", test_create_and_architecture);
@@ -1412,6 +1499,7 @@ int main(void) {
     run("weighted loss/backward, train_batch", test_weighted_and_train_batch);
     run("fit: equals train_batch steps, validation, schedule, on_epoch", test_fit);
     run("divergence guard: status, where, state restored", test_divergence);
+    run("fit: layer_ready (overlap) announces final layer ranges, same bits", test_fit_layer_ready);
     printf("c_api: %d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }

@@ -2,7 +2,10 @@
 // dp_fit_options.reduce without MPI: p "ranks" are p threads, each fitting its own copy of a net, and
 // the reduce function is an in-process gather (or sum) between them. The ordered reduction with
 // replicated data must give bitwise the same parameters for 1, 2, 3 and 4 ranks; the sum the same on
-// every rank; bad rank numbers are refused.
+// every rank; bad rank numbers are refused. With layer_ready (overlap) the gradient is exchanged layer
+// by layer as each is announced, reduce then moves only the statistics, and the parameters are the
+// same bits as without it (also with more ranks than chunks: ranks with nothing to compute); it is
+// called from the thread that runs dp_net_fit, never from a pool worker.
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -53,19 +56,65 @@ struct World {
     std::size_t p;
     Barrier barrier;
     std::vector<double> grads, stats;  // the gathered slots (doubles: the nets are float64)
+    std::vector<double> layer;         // overlap, SUM: the layer sums
     explicit World(std::size_t ranks) : p(ranks), barrier(ranks) {}
 };
 
 struct Rank {
     World* world;
     dp_reduce_kind kind;
+    bool overlap = false;
+    std::size_t layers = 0, expect = 0, bad = 0;  // overlap: the next layer expected, contract breaches
+    std::thread::id self;                         // the thread that called dp_net_fit
 };
+
+// Overlap: the in-process exchange of one layer's range of every slot, as soon as it is announced.
+static void layer_ready(void* user, const dp_reduce_call* c, std::size_t layer, std::size_t begin, std::size_t end) {
+    auto* r = static_cast<Rank*>(user);
+    World& w = *r->world;
+    double* g = static_cast<double*>(c->grads);
+    const std::size_t np = c->n_params;
+    static std::mutex add;
+    if (layer != r->expect || begin >= end || end > np || std::this_thread::get_id() != r->self) ++r->bad;
+    r->expect = layer - 1;
+    w.barrier.wait();
+    {
+        std::lock_guard<std::mutex> lk(add);
+        if (w.grads.size() < c->n_slots * np) w.grads.resize(c->n_slots * np);
+        if (w.layer.size() != np) w.layer.assign(np, 0.0);
+    }
+    w.barrier.wait();
+    if (r->kind == DP_REDUCE_ORDERED) {
+        for (std::size_t k = c->first; k < c->first + c->count; ++k)
+            std::memcpy(w.grads.data() + k * np + begin, g + k * np + begin, (end - begin) * sizeof(double));
+    } else {
+        std::lock_guard<std::mutex> lk(add);
+        for (std::size_t i = begin; i < end; ++i) w.layer[i] += g[i];
+    }
+    w.barrier.wait();
+    if (r->kind == DP_REDUCE_ORDERED) {
+        for (std::size_t k = 0; k < c->n_slots; ++k)
+            std::memcpy(g + k * np + begin, w.grads.data() + k * np + begin, (end - begin) * sizeof(double));
+    } else {
+        std::memcpy(g + begin, w.layer.data() + begin, (end - begin) * sizeof(double));
+    }
+    w.barrier.wait();
+    if (r->kind == DP_REDUCE_SUM && layer == 0) {
+        std::lock_guard<std::mutex> lk(add);
+        std::fill(w.layer.begin(), w.layer.end(), 0.0);  // every rank has its copy: start afresh
+    }
+}
 
 // Allgatherv in place (ORDERED) or Allreduce SUM (SUM) between the threads.
 static int reduce(void* user, const dp_reduce_call* c) {
     auto* r = static_cast<Rank*>(user);
     World& w = *r->world;
     double* g = static_cast<double*>(c->grads);
+    if (r->overlap && g) {  // every layer came and was exchanged: the statistics are left
+        if (r->expect != std::size_t(-1)) ++r->bad;
+        r->expect = r->layers - 1;
+        g = nullptr;
+    }
     const std::size_t np = c->n_params;
     static std::mutex add;
     w.barrier.wait();  // the previous call's readers are done
@@ -118,7 +167,8 @@ static dp_net* make_net() {
 }
 
 // Trains p copies of the net in p threads; returns each rank's parameters.
-static std::vector<std::vector<double>> train(std::size_t p, dp_reduce_kind kind, dp_optimizer_kind opt) {
+static std::vector<std::vector<double>> train(std::size_t p, dp_reduce_kind kind, dp_optimizer_kind opt,
+                                              bool overlap = false) {
     std::vector<double> x(kN * 3);
     std::vector<std::int64_t> y(kN);
     unsigned s = 7;
@@ -131,6 +181,10 @@ static std::vector<std::vector<double>> train(std::size_t p, dp_reduce_kind kind
         threads.emplace_back([&, r] {
             dp_net* net = make_net();
             Rank me{&world, kind};
+            me.overlap = overlap;
+            me.self = std::this_thread::get_id();
+            me.layers = me.expect = dp_net_num_layers(net) - 1;
+            me.layers += 1;
             dp_fit_options o = dp_fit_options_default();
             o.epochs = 3;
             o.batch_size = 20;
@@ -143,13 +197,14 @@ static std::vector<std::vector<double>> train(std::size_t p, dp_reduce_kind kind
             o.rank = r;
             o.ranks = p;
             o.chunk_rows = 3;
+            if (overlap) o.layer_ready = layer_ready;
             dp_epoch_record hist[3];
             const double* w = static_cast<const double*>(dp_net_params(net));
             const std::vector<double> before(w, w + dp_net_num_params(net));
             const bool ok = dp_net_fit(net, x.data(), kN, DP_TARGET_CLASSES, y.data(), &o, hist, nullptr) == DP_OK;
             if (!ok) std::printf("dp_net_fit (rank %zu of %zu): %s\n", r, p, dp_last_error());
             params[r].assign(w, w + dp_net_num_params(net));
-            if (!ok || params[r] == before) params[r].clear();  // never equal to a trained rank's
+            if (!ok || params[r] == before || me.bad) params[r].clear();  // never equal to a trained rank's
             dp_net_destroy(net);
         });
     }
@@ -171,6 +226,19 @@ int main() {
         double diff = 0.0;
         for (std::size_t i = 0; i < sum[0].size(); ++i) diff = std::max(diff, std::abs(sum[0][i] - one[0][i]));
         expect(diff < 1e-9 && diff >= 0.0, "sum: far from the ordered result");
+        // overlap: the same bits (ORDERED, 7 chunks a batch: 8 ranks leave one with nothing to compute)
+        for (std::size_t p : {1, 2, 3, 8}) {
+            const auto got = train(p, DP_REDUCE_ORDERED, opt, true);
+            for (std::size_t r = 0; r < p; ++r)
+                expect(got[r] == one[0], "ordered, overlap: a rank's parameters differ from one process's");
+        }
+        const auto sum_overlap = train(3, DP_REDUCE_SUM, opt, true);
+        expect(!sum_overlap[0].empty() && sum_overlap[0] == sum_overlap[1] && sum_overlap[1] == sum_overlap[2],
+               "sum, overlap: ranks differ");
+        diff = 0.0;
+        for (std::size_t i = 0; i < sum[0].size() && !sum_overlap[0].empty(); ++i)
+            diff = std::max(diff, std::abs(sum_overlap[0][i] - sum[0][i]));
+        expect(!sum_overlap[0].empty() && diff < 1e-12, "sum, overlap: far from the sum without it");
     }
     // refused: rank outside [0, ranks)
     dp_net* net = make_net();

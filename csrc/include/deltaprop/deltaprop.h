@@ -271,6 +271,23 @@ typedef struct dp_reduce_call {
 
 typedef int (*dp_reduce_fn)(void* reduce_user, const dp_reduce_call* call);
 
+/* Overlap (dp_fit_options.layer_ready, may be NULL): called during each step's backward pass, once per
+ * layer as soon as that layer's gradient is final on this process, so that its reduction can start
+ * while the layers below are still computed (non-blocking collectives, completed by reduce).
+ *   - Layers come from the last (l = L-1) down to 0, each exactly once per step, on every process
+ *     (a process with no rows in the step has zeros in its slots and calls it for every layer at once).
+ *   - [begin, end) is layer l's range in a slot: W(l) then b(l), contiguous (dp_net_layer_offsets);
+ *     in slot k it is grads[k * n_params + begin, k * n_params + end). call is what reduce gets
+ *     (grads, n_slots, first, count, batch; stats are not final yet: reduce carries them).
+ *   - ORDERED with several slots on this process: the layer is final after the last slot's backward,
+ *     so the calls come during the backward pass of the last of them.
+ *   - The range may be changed in place (e.g. by a collective receiving into it) until reduce
+ *     returns; reduce is then called as without layer_ready and must complete (wait for) everything
+ *     started here before it returns. It is called from the thread that called dp_net_fit, never from
+ *     a worker of the library's pool, and not for the validation call (grads NULL).
+ * It has no return value: a failure must be carried to every process by the step's reduce. */
+typedef void (*dp_layer_fn)(void* reduce_user, const dp_reduce_call* call, size_t layer, size_t begin, size_t end);
+
 typedef struct dp_fit_options {
     size_t epochs;
     size_t batch_size;          /* >= 1; larger than n means the full batch */
@@ -307,6 +324,9 @@ typedef struct dp_fit_options {
                                    steps_per_epoch contiguous parts of its own shuffle, one per global batch */
     size_t steps_per_epoch;     /* sharded: global batches per epoch, the same on every process */
     size_t chunk_rows;          /* replicated ORDERED: rows per chunk; 0: ceil(batch_size / 8) */
+    /* overlap of the reduction with the backward pass (above); NULL (the default): reduce gets the whole
+       gradient at the end of the backward pass. Used only with reduce. */
+    dp_layer_fn layer_ready;
 } dp_fit_options;
 
 typedef struct dp_fit_result {
