@@ -57,6 +57,10 @@ void set_generation_for_testing(std::uint32_t g);
 // job (parallel_for_inline).
 template <class F>
 void parallel_for(std::size_t n_tasks, F&& f) {
+    if (n_tasks == 1) {  // nothing to hand out (batch-1 training calls this ~10 times a step)
+        f(std::size_t(0));
+        return;
+    }
     using G = std::remove_reference_t<F>;
     const TaskFn call = [](void* ctx, std::size_t i) { (*static_cast<G*>(ctx))(i); };
     void* ctx = const_cast<void*>(static_cast<const void*>(&f));
