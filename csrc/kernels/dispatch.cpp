@@ -130,11 +130,11 @@ Level auto_for(Family f, const CpuInfo& c) {
     // both ports busy, 1.86x the AVX2 tile's flops per cycle). Intel parts with one 512-bit FMA port
     // (some Xeon Silver/Bronze/Gold 5xxx, client cores) would be better off with AVX2, like Zen 4, but
     // cpuid does not tell them apart; DELTAPROP_KERNEL=avx2 is the remedy there.
-    // For float64 the same CPU measures the other way: its AVX-512 GEMM is 5-20% faster than the AVX2 one
-    // on W2's products (5000 x 400 -> 25 -> 10) and W2 trains ~6% faster with it (benchmarks/README.md);
-    // an 8-wide float64 vector halves the work of the narrow edges that W2's 25 columns leave.
-    if (c.best == Level::avx512 && c.vendor == CpuInfo::amd && c.family == 25 && f == Family::gemm)
-        return Level::avx2;
+    // The float64 GEMM is a family of its own because the evidence differs by shape there: the AVX-512
+    // build is 12-40% faster on W2's products (5000 x 400 -> 25 -> 10, narrow ragged edges) but the AVX2
+    // one is 3-12% faster on scikit-learn-sized layers (batch 200, 64-100 units) and on 1024-wide ones
+    // (gemm_bench levels 1 5 f64; benchmarks/README.md). The common case wins: AVX2 for both here.
+    if (c.best == Level::avx512 && c.vendor == CpuInfo::amd && c.family == 25) return Level::avx2;
     return c.best;
 }
 

@@ -768,12 +768,13 @@ void gemm_tall(const GemmArgs<T>& g) {
     const size_t M = g.M, N = g.N, K = g.K;
     const size_t nkb = ceil_div(K, blocking<Cfg>().kc), kcb = ceil_div(K, nkb);
     const size_t group = blocking<Cfg>().mc;  // a multiple of MR
-    // Columns left over after the full slivers that fill less than a vector (N = 25 with 8-wide
-    // slivers of 4-wide vectors: 1) would waste most of a micro-kernel pass: with op(B) = B^T they go to
-    // the dot kernel, which runs along k (B's rows are contiguous) and wastes nothing.
-    const size_t tail = N % NR;
-    const bool dot_tail = g.trans_b && tail != 0 && tail < size_t(W) && tail <= size_t(Cfg::DOT_JB);
-    const size_t n_micro = dot_tail ? N - tail : N, ns_micro = ceil_div(n_micro, NR);
+    // Columns that fill less than a vector after the last whole vector (N = 25: 3 x 8 + 1 with 4-wide
+    // vectors, 16 + 8 + 1 with 8-wide ones) would waste most of a micro-kernel pass: with op(B) = B^T
+    // they go to the dot kernel, which runs along k (B's rows are contiguous) and wastes nothing.
+    const size_t ragged = N % size_t(W);
+    const bool dot_tail = g.trans_b && ragged != 0 && ragged <= size_t(Cfg::DOT_JB);
+    const size_t tail = dot_tail ? ragged : 0;
+    const size_t n_micro = N - tail, ns_micro = ceil_div(n_micro, NR);
     const size_t ns = ceil_div(N, NR), block = ns * NR * kcb;  // packed elements per K block
     T* pb = static_cast<T*>(scratch(0, nkb * block * sizeof(T)));
     if (!pb) {
@@ -795,7 +796,7 @@ void gemm_tall(const GemmArgs<T>& g) {
             for (size_t r0 = i0; r0 < i1; r0 += group) {
                 const size_t r1 = min_sz(i1, r0 + group);
                 for (size_t s = 0; s < ns_micro; ++s) {
-                    const size_t nr = min_sz(NR, N - s * NR);
+                    const size_t nr = min_sz(NR, n_micro - s * NR);
                     const T* bs = pb + b * block + s * NR * kc;
                     with_const<Cfg::NV>(ceil_div(nr, W), [&](auto nv) {
                         for (size_t i = r0; i < r1; i += MR)

@@ -52,8 +52,8 @@ _FAMILIES = ("gemm_float32", "elementwise", "gemm_float64")
 
 def get_kernel_levels() -> Dict[str, str]:
     """The build each kernel family runs now: {"gemm_float32": ..., "gemm_float64": ..., "elementwise":
-    ...}, each "portable", "avx2" or "avx512". Automatically they may differ (on AMD Zen 4 the float32
-    GEMM runs avx2 and the float64 GEMM avx512); the elementwise kernels have no avx512 build."""
+    ...}, each "portable", "avx2" or "avx512". Automatically they may differ (on an AVX-512 CPU the
+    elementwise kernels, which have no avx512 build, run avx2)."""
     return {name: _LEVELS[_core.get_kernel_family_level(i)] for i, name in enumerate(_FAMILIES)}
 
 
