@@ -183,6 +183,22 @@ def test_sample_weight_as_sklearn(kind, solver):
     _assert_same_model(sk, ours)
 
 
+@pytest.mark.parametrize("kind", ["multiclass", "multioutput", "poisson"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_gradient_in_blocks_as_sklearn(kind, weighted, monkeypatch):
+    # lbfgs sums its full-batch gradient over blocks of rows (here of 64 rows, the fewest it takes)
+    import deltaprop.sklearn as dps
+
+    X, y, sk, ours = _pair(kind, solver="lbfgs")
+    n_out = 10 if kind == "multiclass" else 1 if y.ndim == 1 else y.shape[1]
+    sizes = [X.shape[1], 16, 7, n_out]
+    monkeypatch.setattr(dps, "_GRAD_CHUNK", 50 * sum(sizes))
+    assert dps._grad_rows(sizes) == 64  # the least it takes: 4 blocks of the 200 or 240 rows
+    w = np.random.default_rng(0).uniform(0.2, 2.0, X.shape[0]) if weighted else None
+    _fit_both(X, y, sk, ours, sample_weight=w)
+    _assert_same_model(sk, ours)
+
+
 def test_epochs_run_in_the_native_loop():
     # the Adam state is the network's: one step per batch, continued across the per-epoch calls
     X, y, _, ours = _pair("multiclass", solver="adam")

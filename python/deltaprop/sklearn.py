@@ -72,6 +72,10 @@ __all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "InvalidParameterErr
 _STOCHASTIC = ("sgd", "adam")
 _HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SPARSE_CHUNK = 1 << 22  # elements of a densified block of sparse rows (32 MB in float64)
+# lbfgs's full-batch gradient is summed over blocks of rows whose activations (z, a and delta of every
+# layer) stay in the core's cache: one backward over all rows streams them through memory, which costs
+# more than the blocks' partial sums (re-derive with benchmarks/sklearn_bench.py --solvers lbfgs)
+_GRAD_CHUNK = 1 << 17  # elements: rows x the sum of the layer widths
 
 # X: a dense array-like or a scipy.sparse matrix (scipy has no type information: Any)
 _Matrix = Any
@@ -339,6 +343,11 @@ def _rows(X: _Matrix, idx: Union[slice, NDArray[Any]], dtype: DTypeLike) -> NDAr
     if scipy.sparse.issparse(block):
         block = block.toarray()
     return np.ascontiguousarray(block, dtype=dtype)
+
+
+def _grad_rows(sizes: Iterable[int]) -> int:
+    """Rows per block of lbfgs's full-batch gradient: about _GRAD_CHUNK activations."""
+    return max(64, _GRAD_CHUNK // max(1, sum(sizes)))
 
 
 def _chunk_rows(n_features: int, batch: int) -> int:
@@ -654,9 +663,11 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         n = X.shape[0]
         s = float(sw.sum()) if sw is not None else float(n)
         sparse = scipy.sparse.issparse(X)
-        chunk = _chunk_rows(X.shape[1], 1) if sparse else n
+        chunk = _grad_rows(net.sizes)
         if sparse:
+            chunk = min(chunk, _chunk_rows(X.shape[1], 1))
             X = X.tocsr()
+        acc = np.zeros(grad.shape[0])  # the blocks' gradients, weighted (deltaprop's order, float64)
 
         def backward(Xb: NDArray[Any], Tb: NDArray[Any], swb: Optional[NDArray[Any]], l2: float) -> float:
             if obj.python_loss:
@@ -671,7 +682,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
                 g = grad[order].astype(np.float64)
             else:
                 # the full batch in dense blocks: each block's mean, weighted by its share of s
-                loss_dp, g = 0.0, np.zeros(v.shape[0])
+                loss_dp = 0.0
+                acc[:] = 0.0
                 for start in range(0, n, chunk):
                     sl = slice(start, min(n, start + chunk))
                     swb = sw[sl] if sw is not None else None
@@ -679,7 +691,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
                     if share == 0.0:
                         continue
                     loss_dp += share * backward(_rows(X, sl, net.dtype), targets[sl], swb, 0.0)
-                    g += share * grad[order]
+                    acc[:] += share * grad
+                g = acc[order]
                 loss_dp += obj.l2 * P / (2.0 * s)
                 g[:n_coef] += obj.l2 * v[:n_coef] / s
             return obj.loss(loss_dp, P / s), obj.c * g
