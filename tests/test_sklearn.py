@@ -209,6 +209,51 @@ def test_epochs_run_in_the_native_loop():
     assert state["kind"] == "adam" and state["step"] == ours.n_iter_ * -(-X.shape[0] // 50)
 
 
+@pytest.mark.parametrize(
+    "params, calls",
+    [
+        (dict(solver="adam"), lambda est: 1),
+        (dict(solver="sgd", early_stopping=True, max_iter=8), lambda est: 1),
+        # a change of learning rate ends a native fit: every epoch (invscaling), each division by 5
+        (dict(solver="sgd", learning_rate="invscaling"), lambda est: est.n_iter_),
+        (dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=1, tol=0.05,
+              max_iter=30), lambda est: 1 + round(np.log(0.5 / est._optimizer.lr) / np.log(5.0))),
+    ],
+    ids=["adam", "early_stopping", "invscaling", "adaptive"],
+)
+def test_epochs_between_learning_rate_changes_are_one_native_fit(params, calls, monkeypatch):
+    # X, the targets and the weights are checked and converted once per native fit, not per epoch
+    import deltaprop as dp
+
+    X, y, sk, ours = _pair("multiclass", **params)
+    seen = []
+    fit = dp.Network.fit
+
+    def counted(net, *args, **kwargs):
+        seen.append(kwargs["epochs"])
+        return fit(net, *args, **kwargs)
+
+    monkeypatch.setattr(dp.Network, "fit", counted)
+    _fit_both(X, y, sk, ours)
+    _assert_same_model(sk, ours)
+    assert len(seen) == calls(ours) > 0 and seen[0] == ours.max_iter
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=1, tol=0.05, max_iter=30),
+    dict(solver="adam", early_stopping=True, n_iter_no_change=2, tol=0.05, max_iter=50),
+], ids=["adaptive", "early_stopping"])
+def test_verbose_prints_as_sklearn(params, capsys):
+    X, y, sk, ours = _pair("multiclass", verbose=True, **params)
+    printed = []
+    for est in (sk, ours):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        printed.append(capsys.readouterr().out)
+    assert printed[0].count("\n") > 10 and printed[1] == printed[0]
+
+
 def test_set_initial_params_and_from_sklearn():
     X, y, sk, ours = _pair("multiclass", solver="sgd", random_state=3)
     _fit_both(X, y, sk, ours)

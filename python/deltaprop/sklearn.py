@@ -734,6 +734,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         if self.early_stopping:
             self.validation_scores_ = list(self.validation_scores_)
 
+        X_val: Any = None
+        y_val: Any = None
+        sw_val: Optional[NDArray[Any]] = None
         if self.early_stopping:
             stratify = Y if (is_classifier(self) and obj.n_outputs == 1) else None
             idx = np.arange(X.shape[0])
@@ -759,56 +762,38 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         rng = np.random.default_rng(seed)  # the order of python-driven epochs (sparse X)
 
         self.n_iter_ = 0
+        val = (X_val, y_val, sw_val) if self.early_stopping else None
+        native = not scipy.sparse.issparse(X) and not self._per_batch(obj, sw, n, batch)
+        stopped = False
         try:
-            for it in range(self.max_iter):
-                loss = self._epoch(net, opt, obj, X, targets, sw, batch, seed if it == 0 else None, rng)
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
-                if self.early_stopping:
-                    score = self._val_score(net, X_val, y_val, sw_val)
-                    self.validation_scores_.append(score)
-                    if self.verbose:
-                        print("Validation score: %f" % score)
-                    if score < self.best_validation_score_ + self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if score > self.best_validation_score_:
-                        self.best_validation_score_ = score
-                        self._best_params = net.params.copy()
+            while not stopped and self.n_iter_ < self.max_iter:
+                if native:
+                    # the epochs up to the next change of learning rate in one native fit: X, the
+                    # targets and the weights are checked once, scikit-learn's rules run after each epoch
+                    ends: List[Tuple[bool, Optional[float], Optional[str]]] = []
+
+                    def after(r: Any) -> bool:
+                        ends.append(self._after_epoch(net, opt, obj.loss(r.loss), n, val))
+                        return ends[-1][0] or ends[-1][1] is not None
+
+                    net.fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_, batch_size=batch,
+                            optimizer=opt.opt, l2=obj.l2, shuffle=self.shuffle,
+                            seed=seed if self.n_iter_ == 0 else None, sample_weight=sw, callbacks=after)
+                    stopped, new_lr, note = ends[-1]
                 else:
-                    if loss > self.best_loss_ - self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if loss < self.best_loss_:
-                        self.best_loss_ = loss
-                # scikit-learn's learning-rate rules act at the end of an epoch (SGD only)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    opt.set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t, net)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" and opt.lr > 1e-6:
-                        opt.set_lr(opt.lr / 5.0, net)
-                        if self.verbose:
-                            print(msg + " Setting learning rate to %f" % opt.lr)
-                        self._no_improvement_count = 0
-                    else:
-                        if self.verbose:
-                            print(msg + " Stopping.")
-                        break
+                    loss = self._epoch(net, opt, obj, X, targets, sw, batch, seed if self.n_iter_ == 0 else None, rng)
+                    stopped, new_lr, note = self._after_epoch(net, opt, loss, n, val)
+                if new_lr is not None:
+                    opt.set_lr(new_lr, net)
+                    if note is not None and self.verbose:
+                        print(note + " Setting learning rate to %f" % opt.lr)
                 if incremental:
                     break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning,
-                    )
+            if not stopped and not incremental and self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
@@ -816,15 +801,65 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         self._optimizer = opt
         return net
 
+    def _after_epoch(self, net: dp.Network, opt: _Stochastic, loss: float, n: int,
+                     val: Optional[Tuple[_Matrix, NDArray[Any], Optional[NDArray[Any]]]]
+                     ) -> Tuple[bool, Optional[float], Optional[str]]:
+        """scikit-learn's bookkeeping and rules at the end of an epoch of n rows with this loss;
+        returns (stop, the learning rate for the next epoch or None, the note for verbose with it)."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
+        if val is not None:
+            score = self._val_score(net, *val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = net.params.copy()
+        else:
+            if loss > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
+        # scikit-learn's learning-rate rules act at the end of an epoch (SGD only)
+        new_lr: Optional[float] = None
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            new_lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if val is not None else "Training loss"
+            msg = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
+            adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+            if adaptive and opt.lr > 1e-6:
+                self._no_improvement_count = 0
+                return False, opt.lr / 5.0, msg
+            if self.verbose:
+                print(msg + (" Learning rate too small." if adaptive else "") + " Stopping.")
+            return True, new_lr, None
+        return False, new_lr, None
+
+    def _per_batch(self, obj: _Objective, sw: Optional[NDArray[Any]], n: int, batch: int) -> bool:
+        """True where scikit-learn's epoch loss needs each batch's own: the penalty apart from the data
+        loss (multi-output squared error), the loss computed here (Poisson), or the batch's row count
+        as its weight in the epoch's mean (with sample weights the native loop weighs a batch by its
+        sum of weights)."""
+        return obj.loss_needs_penalty or obj.python_loss or (sw is not None and n > batch)
+
     def _epoch(self, net: dp.Network, opt: _Stochastic, obj: _Objective, X: _Matrix, T: NDArray[Any],
                sw: Optional[NDArray[Any]], batch: int, seed: Optional[int], rng: np.random.Generator) -> float:
         """One pass over the data; returns scikit-learn's epoch loss (batch losses weighted by rows)."""
         n: int = X.shape[0]
         sparse = scipy.sparse.issparse(X)
-        # batch by batch where scikit-learn's epoch loss needs each batch's: the penalty apart from
-        # the data loss (multi-output squared error), or the batch's row count as its weight in the
-        # epoch's mean (with sample weights the native loop weighs a batch by its sum of weights)
-        per_batch = obj.loss_needs_penalty or obj.python_loss or (sw is not None and n > batch)
+        per_batch = self._per_batch(obj, sw, n, batch)  # batch by batch
         if not sparse and not per_batch:
             hist = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2,
                            shuffle=self.shuffle, seed=seed, sample_weight=sw)
