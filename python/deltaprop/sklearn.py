@@ -388,7 +388,7 @@ class _Stochastic:
     """scikit-learn's SGD / Adam updates as deltaprop optimizers, with scikit-learn's learning rate.
 
     The optimizer state (Adam's moments and step count, SGD's velocity) lives in the network and
-    continues from one ``net.fit(..., epochs=1)`` (or ``train_batch``) call to the next.
+    continues from one ``net.fit`` (or ``train_batch``) call to the next.
 
     SGD: scikit-learn keeps  u ← μu − lr·g,  p ← p + u  (Nesterov: p ← p + μu − lr·g); deltaprop (as
     PyTorch) keeps  v ← μv + g,  p ← p − lr·v.  Both are the same iterates while lr is constant
