@@ -11,7 +11,10 @@ switched off (n_iter_no_change > max_iter, lbfgs tol=0) so that both do the same
 counts are printed. Held-out score: accuracy (classification) or R² (regression) on a split the fit
 never sees. The table gives the median fit time (min–max over repeats) and deltaprop's speed-up, and the
 same for deltaprop with dtype='float32' (the data converted once; scikit-learn keeps float64).
-Thread counts: deltaprop's kernels and numpy's BLAS get --threads each (default: 2).
+Thread counts: deltaprop's kernels and numpy's BLAS get --threads each (default: 2). Before each timed
+fit the script waits --pause seconds (default 0.3) untimed: OpenBLAS's worker threads keep spinning for
+about 0.1 s after its last call, so without the pause scikit-learn's fit would go on using a core during
+the next fit's first tenth of a second (deltaprop's pool sleeps as soon as a fit ends).
 """
 import argparse
 import os
@@ -72,6 +75,7 @@ def main():
     ap.add_argument("--only", default="digits,synth10,regression")
     ap.add_argument("--solvers", default="adam,sgd,lbfgs")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.3, help="seconds of rest before each timed fit")
     args = ap.parse_args()
     _environment(args.threads)
 
@@ -89,7 +93,7 @@ def main():
     print(f"deltaprop {dp.__version__} (kernel {dp.get_kernel_level()}, {dp.get_num_threads()} threads, "
           f"training API {'native' if hasattr(dp, 'optim') else 'ABSENT: sgd/adam update in numpy'}), "
           f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; threads={args.threads} "
-          f"repeats={args.repeats}{' quick' if args.quick else ''}")
+          f"repeats={args.repeats} pause={args.pause:g} s{' quick' if args.quick else ''}")
     head = (f"{'data':<11} {'solver':<6} {'n_train':>8} {'iters':>9} | {'sklearn fit s':>14} "
             f"{'deltaprop fit s':>15} {'speed-up':>8} | {'sklearn score':>13} {'deltaprop score':>15} | "
             f"{'f32 fit s':>9} {'speed-up':>8} {'f32 score':>9}")
@@ -109,6 +113,7 @@ def main():
             for _ in range(args.repeats):
                 for lib, mod, Xfit in runs:
                     est = getattr(mod, "MLPClassifier" if task == "c" else "MLPRegressor")(**params)
+                    time.sleep(args.pause)
                     t0 = time.perf_counter()
                     est.fit(Xfit, ytr)
                     times[lib].append(time.perf_counter() - t0)

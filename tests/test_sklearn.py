@@ -183,6 +183,22 @@ def test_sample_weight_as_sklearn(kind, solver):
     _assert_same_model(sk, ours)
 
 
+@pytest.mark.parametrize("kind", ["multiclass", "multioutput", "poisson"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_gradient_in_blocks_as_sklearn(kind, weighted, monkeypatch):
+    # lbfgs sums its full-batch gradient over blocks of rows (here of 64 rows, the fewest it takes)
+    import deltaprop.sklearn as dps
+
+    X, y, sk, ours = _pair(kind, solver="lbfgs")
+    n_out = 10 if kind == "multiclass" else 1 if y.ndim == 1 else y.shape[1]
+    sizes = [X.shape[1], 16, 7, n_out]
+    monkeypatch.setattr(dps, "_GRAD_CHUNK", 50 * sum(sizes))
+    assert dps._grad_rows(sizes) == 64  # the least it takes: 4 blocks of the 200 or 240 rows
+    w = np.random.default_rng(0).uniform(0.2, 2.0, X.shape[0]) if weighted else None
+    _fit_both(X, y, sk, ours, sample_weight=w)
+    _assert_same_model(sk, ours)
+
+
 def test_epochs_run_in_the_native_loop():
     # the Adam state is the network's: one step per batch, continued across the per-epoch calls
     X, y, _, ours = _pair("multiclass", solver="adam")
@@ -191,6 +207,51 @@ def test_epochs_run_in_the_native_loop():
         ours.fit(X, y)
     state = ours.network_.optimizer_state
     assert state["kind"] == "adam" and state["step"] == ours.n_iter_ * -(-X.shape[0] // 50)
+
+
+@pytest.mark.parametrize(
+    "params, calls",
+    [
+        (dict(solver="adam"), lambda est: 1),
+        (dict(solver="sgd", early_stopping=True, max_iter=8), lambda est: 1),
+        # a change of learning rate ends a native fit: every epoch (invscaling), each division by 5
+        (dict(solver="sgd", learning_rate="invscaling"), lambda est: est.n_iter_),
+        (dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=1, tol=0.05,
+              max_iter=30), lambda est: 1 + round(np.log(0.5 / est._optimizer.lr) / np.log(5.0))),
+    ],
+    ids=["adam", "early_stopping", "invscaling", "adaptive"],
+)
+def test_epochs_between_learning_rate_changes_are_one_native_fit(params, calls, monkeypatch):
+    # X, the targets and the weights are checked and converted once per native fit, not per epoch
+    import deltaprop as dp
+
+    X, y, sk, ours = _pair("multiclass", **params)
+    seen = []
+    fit = dp.Network.fit
+
+    def counted(net, *args, **kwargs):
+        seen.append(kwargs["epochs"])
+        return fit(net, *args, **kwargs)
+
+    monkeypatch.setattr(dp.Network, "fit", counted)
+    _fit_both(X, y, sk, ours)
+    _assert_same_model(sk, ours)
+    assert len(seen) == calls(ours) > 0 and seen[0] == ours.max_iter
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=1, tol=0.05, max_iter=30),
+    dict(solver="adam", early_stopping=True, n_iter_no_change=2, tol=0.05, max_iter=50),
+], ids=["adaptive", "early_stopping"])
+def test_verbose_prints_as_sklearn(params, capsys):
+    X, y, sk, ours = _pair("multiclass", verbose=True, **params)
+    printed = []
+    for est in (sk, ours):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        printed.append(capsys.readouterr().out)
+    assert printed[0].count("\n") > 10 and printed[1] == printed[0]
 
 
 def test_set_initial_params_and_from_sklearn():

@@ -72,6 +72,10 @@ __all__ = ["MLPClassifier", "MLPRegressor", "from_sklearn", "InvalidParameterErr
 _STOCHASTIC = ("sgd", "adam")
 _HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SPARSE_CHUNK = 1 << 22  # elements of a densified block of sparse rows (32 MB in float64)
+# lbfgs's full-batch gradient is summed over blocks of rows whose activations (z, a and delta of every
+# layer) stay in the core's cache: one backward over all rows streams them through memory, which costs
+# more than the blocks' partial sums (re-derive with benchmarks/sklearn_bench.py --solvers lbfgs)
+_GRAD_CHUNK = 1 << 17  # elements: rows x the sum of the layer widths
 
 # X: a dense array-like or a scipy.sparse matrix (scipy has no type information: Any)
 _Matrix = Any
@@ -341,6 +345,11 @@ def _rows(X: _Matrix, idx: Union[slice, NDArray[Any]], dtype: DTypeLike) -> NDAr
     return np.ascontiguousarray(block, dtype=dtype)
 
 
+def _grad_rows(sizes: Iterable[int]) -> int:
+    """Rows per block of lbfgs's full-batch gradient: about _GRAD_CHUNK activations."""
+    return max(64, _GRAD_CHUNK // max(1, sum(sizes)))
+
+
 def _chunk_rows(n_features: int, batch: int) -> int:
     """Rows per densified block of sparse X: whole batches, about _SPARSE_CHUNK elements."""
     return max(batch, (_SPARSE_CHUNK // max(1, n_features)) // batch * batch)
@@ -379,7 +388,7 @@ class _Stochastic:
     """scikit-learn's SGD / Adam updates as deltaprop optimizers, with scikit-learn's learning rate.
 
     The optimizer state (Adam's moments and step count, SGD's velocity) lives in the network and
-    continues from one ``net.fit(..., epochs=1)`` (or ``train_batch``) call to the next.
+    continues from one ``net.fit`` (or ``train_batch``) call to the next.
 
     SGD: scikit-learn keeps  u ← μu − lr·g,  p ← p + u  (Nesterov: p ← p + μu − lr·g); deltaprop (as
     PyTorch) keeps  v ← μv + g,  p ← p − lr·v.  Both are the same iterates while lr is constant
@@ -654,9 +663,11 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         n = X.shape[0]
         s = float(sw.sum()) if sw is not None else float(n)
         sparse = scipy.sparse.issparse(X)
-        chunk = _chunk_rows(X.shape[1], 1) if sparse else n
+        chunk = _grad_rows(net.sizes)
         if sparse:
+            chunk = min(chunk, _chunk_rows(X.shape[1], 1))
             X = X.tocsr()
+        acc = np.zeros(grad.shape[0])  # the blocks' gradients, weighted (deltaprop's order, float64)
 
         def backward(Xb: NDArray[Any], Tb: NDArray[Any], swb: Optional[NDArray[Any]], l2: float) -> float:
             if obj.python_loss:
@@ -671,7 +682,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
                 g = grad[order].astype(np.float64)
             else:
                 # the full batch in dense blocks: each block's mean, weighted by its share of s
-                loss_dp, g = 0.0, np.zeros(v.shape[0])
+                loss_dp = 0.0
+                acc[:] = 0.0
                 for start in range(0, n, chunk):
                     sl = slice(start, min(n, start + chunk))
                     swb = sw[sl] if sw is not None else None
@@ -679,7 +691,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
                     if share == 0.0:
                         continue
                     loss_dp += share * backward(_rows(X, sl, net.dtype), targets[sl], swb, 0.0)
-                    g += share * grad[order]
+                    acc[:] += share * grad
+                g = acc[order]
                 loss_dp += obj.l2 * P / (2.0 * s)
                 g[:n_coef] += obj.l2 * v[:n_coef] / s
             return obj.loss(loss_dp, P / s), obj.c * g
@@ -721,6 +734,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         if self.early_stopping:
             self.validation_scores_ = list(self.validation_scores_)
 
+        X_val: Any = None
+        y_val: Any = None
+        sw_val: Optional[NDArray[Any]] = None
         if self.early_stopping:
             stratify = Y if (is_classifier(self) and obj.n_outputs == 1) else None
             idx = np.arange(X.shape[0])
@@ -746,56 +762,38 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         rng = np.random.default_rng(seed)  # the order of python-driven epochs (sparse X)
 
         self.n_iter_ = 0
+        val = (X_val, y_val, sw_val) if self.early_stopping else None
+        native = not scipy.sparse.issparse(X) and not self._per_batch(obj, sw, n, batch)
+        stopped = False
         try:
-            for it in range(self.max_iter):
-                loss = self._epoch(net, opt, obj, X, targets, sw, batch, seed if it == 0 else None, rng)
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
-                if self.early_stopping:
-                    score = self._val_score(net, X_val, y_val, sw_val)
-                    self.validation_scores_.append(score)
-                    if self.verbose:
-                        print("Validation score: %f" % score)
-                    if score < self.best_validation_score_ + self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if score > self.best_validation_score_:
-                        self.best_validation_score_ = score
-                        self._best_params = net.params.copy()
+            while not stopped and self.n_iter_ < self.max_iter:
+                if native:
+                    # the epochs up to the next change of learning rate in one native fit: X, the
+                    # targets and the weights are checked once, scikit-learn's rules run after each epoch
+                    ends: List[Tuple[bool, Optional[float], Optional[str]]] = []
+
+                    def after(r: Any) -> bool:
+                        ends.append(self._after_epoch(net, opt, obj.loss(r.loss), n, val))
+                        return ends[-1][0] or ends[-1][1] is not None
+
+                    net.fit(X, targets, epochs=1 if incremental else self.max_iter - self.n_iter_, batch_size=batch,
+                            optimizer=opt.opt, l2=obj.l2, shuffle=self.shuffle,
+                            seed=seed if self.n_iter_ == 0 else None, sample_weight=sw, callbacks=after)
+                    stopped, new_lr, note = ends[-1]
                 else:
-                    if loss > self.best_loss_ - self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if loss < self.best_loss_:
-                        self.best_loss_ = loss
-                # scikit-learn's learning-rate rules act at the end of an epoch (SGD only)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    opt.set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t, net)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" and opt.lr > 1e-6:
-                        opt.set_lr(opt.lr / 5.0, net)
-                        if self.verbose:
-                            print(msg + " Setting learning rate to %f" % opt.lr)
-                        self._no_improvement_count = 0
-                    else:
-                        if self.verbose:
-                            print(msg + " Stopping.")
-                        break
+                    loss = self._epoch(net, opt, obj, X, targets, sw, batch, seed if self.n_iter_ == 0 else None, rng)
+                    stopped, new_lr, note = self._after_epoch(net, opt, loss, n, val)
+                if new_lr is not None:
+                    opt.set_lr(new_lr, net)
+                    if note is not None and self.verbose:
+                        print(note + " Setting learning rate to %f" % opt.lr)
                 if incremental:
                     break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning,
-                    )
+            if not stopped and not incremental and self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
@@ -803,15 +801,65 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn is untyped
         self._optimizer = opt
         return net
 
+    def _after_epoch(self, net: dp.Network, opt: _Stochastic, loss: float, n: int,
+                     val: Optional[Tuple[_Matrix, NDArray[Any], Optional[NDArray[Any]]]]
+                     ) -> Tuple[bool, Optional[float], Optional[str]]:
+        """scikit-learn's bookkeeping and rules at the end of an epoch of n rows with this loss;
+        returns (stop, the learning rate for the next epoch or None, the note for verbose with it)."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, loss))
+        if val is not None:
+            score = self._val_score(net, *val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = net.params.copy()
+        else:
+            if loss > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
+        # scikit-learn's learning-rate rules act at the end of an epoch (SGD only)
+        new_lr: Optional[float] = None
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            new_lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if val is not None else "Training loss"
+            msg = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
+            adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+            if adaptive and opt.lr > 1e-6:
+                self._no_improvement_count = 0
+                return False, opt.lr / 5.0, msg
+            if self.verbose:
+                print(msg + (" Learning rate too small." if adaptive else "") + " Stopping.")
+            return True, new_lr, None
+        return False, new_lr, None
+
+    def _per_batch(self, obj: _Objective, sw: Optional[NDArray[Any]], n: int, batch: int) -> bool:
+        """True where scikit-learn's epoch loss needs each batch's own: the penalty apart from the data
+        loss (multi-output squared error), the loss computed here (Poisson), or the batch's row count
+        as its weight in the epoch's mean (with sample weights the native loop weighs a batch by its
+        sum of weights)."""
+        return obj.loss_needs_penalty or obj.python_loss or (sw is not None and n > batch)
+
     def _epoch(self, net: dp.Network, opt: _Stochastic, obj: _Objective, X: _Matrix, T: NDArray[Any],
                sw: Optional[NDArray[Any]], batch: int, seed: Optional[int], rng: np.random.Generator) -> float:
         """One pass over the data; returns scikit-learn's epoch loss (batch losses weighted by rows)."""
         n: int = X.shape[0]
         sparse = scipy.sparse.issparse(X)
-        # batch by batch where scikit-learn's epoch loss needs each batch's: the penalty apart from
-        # the data loss (multi-output squared error), or the batch's row count as its weight in the
-        # epoch's mean (with sample weights the native loop weighs a batch by its sum of weights)
-        per_batch = obj.loss_needs_penalty or obj.python_loss or (sw is not None and n > batch)
+        per_batch = self._per_batch(obj, sw, n, batch)  # batch by batch
         if not sparse and not per_batch:
             hist = net.fit(X, T, epochs=1, batch_size=batch, optimizer=opt.opt, l2=obj.l2,
                            shuffle=self.shuffle, seed=seed, sample_weight=sw)
